@@ -1,0 +1,1 @@
+"""Compression stages (vocab, depth, ffn, hidden, distill), recipes and the stage cache."""

