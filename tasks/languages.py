@@ -1,0 +1,126 @@
+"""The languages the harness knows (tasks/languages.yaml) and their teachers' pre-training data.
+
+A language is ISO 639-3 + script (`mlt_Latn`). Its teacher-data facts come from the shipped
+tables in tasks/teacher_data/: the summary CSV first, else the full CC-100 / Wikipedia tables by
+the language's `cc100` / `wikipedia` codes.
+"""
+from __future__ import annotations
+
+import csv
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from harness.errors import UserError
+from harness.registry import unknown_name_message
+from tasks._config import load_yaml, validate
+
+HERE = Path(__file__).parent
+LANGUAGES_FILE = HERE / "languages.yaml"
+TEACHER_DATA = HERE / "teacher_data"
+SUMMARY_CSV = TEACHER_DATA / "teacher_data_sizes.csv"
+CC100_CSV = TEACHER_DATA / "cc100_xlmr_paper.csv"
+WIKIPEDIA_CSV = TEACHER_DATA / "wikipedia_20201001.csv"
+
+# exactly the columns of the store's `languages` table
+ROW_COLUMNS = ("code", "iso639_3", "script", "name", "cc100_gib", "wikipedia_gib", "glotcc_mb",
+               "in_xlmr", "in_mbert", "source")
+
+
+class Language(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: str = Field(pattern=r"^[a-z]{3}_[A-Z][a-z]{3}$")
+    name: str
+    iso639_3: str = Field(pattern=r"^[a-z]{3}$")
+    script: str = Field(pattern=r"^[A-Z][a-z]{3}$")
+    cc100: str | None = None       # code in cc100_xlmr_paper.csv; None: not an XLM-R language
+    wikipedia: str | None = None   # code in wikipedia_20201001.csv
+
+    @model_validator(mode="after")
+    def _code_matches(self):
+        if self.code != f"{self.iso639_3}_{self.script}":
+            raise ValueError(f"code {self.code!r} must be iso639_3 + '_' + script "
+                             f"({self.iso639_3}_{self.script})")
+        return self
+
+
+@lru_cache(maxsize=1)
+def _languages() -> dict[str, Language]:
+    data = load_yaml(LANGUAGES_FILE) or {}
+    if not isinstance(data, dict):
+        raise UserError(f"{LANGUAGES_FILE}: expected a mapping of language codes")
+    return {code: validate(Language, {"code": code, **(entry or {})}, LANGUAGES_FILE, code)
+            for code, entry in data.items()}
+
+
+def language_codes() -> list[str]:
+    return sorted(_languages())
+
+
+def unknown_language_message(code: str) -> str:
+    known = language_codes()
+    by_iso = [c for c in known if c.split("_")[0] == code.split("_")[0].lower()]
+    if by_iso and code not in known:  # `mlt` or `mlt_Arab`: point at the code with the right script
+        return (f"unknown language {code!r} (did you mean {', '.join(repr(c) for c in by_iso)}?); "
+                f"languages are ISO 639-3 + script; known: {', '.join(known)}")
+    return unknown_name_message("language", code, known)
+
+
+def get_language(code: str) -> Language:
+    langs = _languages()
+    if code not in langs:
+        raise UserError(unknown_language_message(code) + f" (add it to {LANGUAGES_FILE.name})")
+    return langs[code]
+
+
+def _float(value: str) -> float | None:
+    value = value.strip().replace(",", "")
+    return float(value) if value else None
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in ("true", "y", "yes", "1")
+
+
+@lru_cache(maxsize=1)
+def _tables() -> tuple[dict[str, dict], dict[str, dict], dict[str, dict]]:
+    def rows(path: Path, key: str) -> dict[str, dict]:
+        with path.open(encoding="utf-8", newline="") as f:
+            return {r[key]: r for r in csv.DictReader(f)}
+    return rows(SUMMARY_CSV, "lang_iso639_3"), rows(CC100_CSV, "ISO code"), rows(WIKIPEDIA_CSV, "Wiki")
+
+
+def teacher_data(lang: Language) -> dict[str, Any]:
+    """The pre-training data facts of one language (the non-identity columns of `language_rows`)."""
+    summary, cc100, wiki = _tables()
+    if lang.iso639_3 in summary:
+        r = summary[lang.iso639_3]
+        return {"cc100_gib": _float(r["cc100_gib"]), "wikipedia_gib": _float(r["wikipedia_gib"]),
+                "glotcc_mb": _float(r["glotcc_mb"]), "in_xlmr": _bool(r["in_xlmr"]),
+                "in_mbert": _bool(r["in_mbert"]), "source": f"{SUMMARY_CSV.name}: {r['source notes']}"}
+    c = cc100.get(lang.cc100) if lang.cc100 else None
+    w = wiki.get(lang.wikipedia) if lang.wikipedia else None
+    wiki_bytes = _float(w["Uncompressed Wiki Size (bytes)"]) if w else None
+    return {
+        "cc100_gib": _float(c["Size (GiB)"]) if c else None,
+        "wikipedia_gib": round(wiki_bytes / 2**30, 4) if wiki_bytes is not None else None,
+        "glotcc_mb": None,
+        "in_xlmr": c is not None,
+        "in_mbert": _bool(w["In mBERT?"]) if w else None,
+        "source": (f"{CC100_CSV.name} ({lang.cc100 if c else 'not an XLM-R language'}); "
+                   f"{WIKIPEDIA_CSV.name} ({lang.wikipedia if w else 'no entry'}); glotcc not tabulated"),
+    }
+
+
+def language_rows() -> list[dict[str, Any]]:
+    """One row per language with exactly the columns of the store's `languages` table."""
+    rows = []
+    for code in language_codes():
+        lang = get_language(code)
+        row = {"code": code, "iso639_3": lang.iso639_3, "script": lang.script, "name": lang.name,
+               **teacher_data(lang)}
+        rows.append({c: row[c] for c in ROW_COLUMNS})
+    return rows
