@@ -1,0 +1,91 @@
+"""The fine-tuning protocol: hyper-parameters, profiles and the protocol hash that keys runs.
+
+Two profiles: `quick` caps training examples and epochs so the default example fits a 2-core CPU;
+`full` trains on whole training splits (meant for a GPU). Explicit fields override the profile, and
+`tasks:` overrides per task. The hash covers every resolved field plus PROTOCOL_VERSION, which is
+bumped whenever the training code changes what a given configuration computes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PROTOCOL_VERSION = 1
+
+PROFILES: dict[str, dict] = {
+    "quick": dict(learning_rate=5e-5, epochs=3, batch_size=16, eval_batch_size=64, max_length=128,
+                  patience=2, freeze_encoder=False, weight_decay=0.01, warmup_ratio=0.1,
+                  max_train_examples=256, max_dev_examples=200, head_learning_rate=None, pooling="mean"),
+    "full": dict(learning_rate=5e-5, epochs=10, batch_size=32, eval_batch_size=128, max_length=256,
+                 patience=3, freeze_encoder=False, weight_decay=0.01, warmup_ratio=0.1,
+                 max_train_examples=None, max_dev_examples=None, head_learning_rate=None, pooling="mean"),
+}
+
+
+class _Overrides(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    learning_rate: float | None = Field(None, gt=0, lt=1)
+    head_learning_rate: float | None = Field(None, gt=0, lt=1)
+    epochs: int | None = Field(None, ge=1, le=1000)
+    batch_size: int | None = Field(None, ge=1, le=4096)
+    eval_batch_size: int | None = Field(None, ge=1, le=4096)
+    max_length: int | None = Field(None, ge=8, le=8192)
+    patience: int | None = Field(None, ge=0, le=1000)
+    freeze_encoder: bool | None = None
+    weight_decay: float | None = Field(None, ge=0, le=1)
+    warmup_ratio: float | None = Field(None, ge=0, le=1)
+    max_train_examples: int | None = Field(None, ge=1)
+    max_dev_examples: int | None = Field(None, ge=1)
+    pooling: Literal["mean", "cls"] | None = None
+
+
+class TaskOverrides(_Overrides):
+    """Per-task overrides (e.g. more epochs for NER)."""
+
+
+class Protocol(_Overrides):
+    """The `protocol:` section of the grid file."""
+    profile: Literal["quick", "full"] = "quick"
+    tasks: dict[str, TaskOverrides] = Field(default_factory=dict)
+
+    def resolve(self, task: str) -> "ResolvedProtocol":
+        values = dict(PROFILES[self.profile])
+        for source in (self, self.tasks.get(task)):
+            if source is None:
+                continue
+            for name in _Overrides.model_fields:
+                v = getattr(source, name)
+                if v is not None:
+                    values[name] = v
+        return ResolvedProtocol(profile=self.profile, **values)
+
+
+class ResolvedProtocol(BaseModel):
+    """Every hyper-parameter of one task's fine-tuning, concrete."""
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    profile: str
+    learning_rate: float
+    head_learning_rate: float | None  # None: same as learning_rate
+    epochs: int
+    batch_size: int
+    eval_batch_size: int
+    max_length: int
+    patience: int
+    freeze_encoder: bool
+    weight_decay: float
+    warmup_ratio: float
+    max_train_examples: int | None  # None: the whole training split
+    max_dev_examples: int | None
+    pooling: str  # sequence tasks: 'mean' over the attention mask, or the model's own 'cls' head
+
+    def as_dict(self) -> dict:
+        return {"version": PROTOCOL_VERSION, **self.model_dump()}
+
+    def hash(self) -> str:
+        blob = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]

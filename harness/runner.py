@@ -1,0 +1,250 @@
+"""Plan and execute the runs of a grid: (model x task x language x seed), each stored once.
+
+The plan is every model of the grid (teachers, extra models, compressed points) crossed with the
+grid's tasks, languages that have data for the task (a compressed point only its own language) and
+seeds. Runs already 'done' in the store are skipped; 'running' rows are the trace of an interrupted
+grid and are re-run; 'failed' rows are retried only when asked. A run that fails is stored with its
+traceback and the grid goes on.
+"""
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Iterable
+
+from harness.errors import DataError, UserError
+from harness.grid import Grid
+from harness.progress import bar
+from harness.store import ModelRecord, RunInfo, RunKey, Store
+
+
+@dataclass(frozen=True)
+class EvalModel:
+    """A model to evaluate, before or after its source is resolved to a local directory."""
+    key: str
+    name: str
+    kind: str                       # 'teacher' | 'compressed' | 'model'
+    source: str
+    teacher_key: str | None
+    revision: str | None = None
+    language: str | None = None     # only this language (compressed points, pinned models)
+    teacher_data: str | None = None
+    path: Path | None = None
+    manifest: dict | None = None
+    stage_chain: str = ""
+    compression_ratio: float | None = None
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    model: EvalModel
+    task: str
+    language: str
+    seed: int
+    protocol_hash: str
+
+    @property
+    def key(self) -> RunKey:
+        return RunKey(self.model.key, self.task, self.language, self.seed, self.protocol_hash)
+
+
+@dataclass
+class GridOutcome:
+    planned: int = 0
+    skipped_done: int = 0
+    done: int = 0
+    failed: list[tuple[RunKey, str]] = field(default_factory=list)
+    no_data: list[tuple[str, str]] = field(default_factory=list)  # (task, language) without data
+
+
+def models_from_grid(grid: Grid) -> list[EvalModel]:
+    """Teachers and extra models named in the grid (compressed points are added by the builder)."""
+    out = [EvalModel(key=t.name, name=t.name, kind="teacher", source=t.source, revision=t.revision,
+                     teacher_key=t.name, teacher_data=t.teacher_data) for t in grid.teachers]
+    for m in grid.models:
+        teacher_data = grid.teacher(m.teacher).teacher_data if m.teacher else None
+        out.append(EvalModel(key=m.name, name=m.name, kind="model", source=m.source,
+                             revision=m.revision, teacher_key=m.teacher, language=m.language,
+                             teacher_data=teacher_data))
+    return out
+
+
+def resolve_models(models: Iterable[EvalModel]) -> list[EvalModel]:
+    """Turn every source into a local Hugging Face directory (fails fast, before any run)."""
+    from harness.models.sources import resolve
+
+    out = []
+    for m in models:
+        if m.path is None:
+            resolved = resolve(m.source, revision=m.revision)
+            m = replace(m, path=Path(resolved.path))
+        out.append(m)
+    return out
+
+
+def model_record(m: EvalModel, teacher_params: int | None) -> ModelRecord:
+    from harness.models.loading import describe
+
+    facts = describe(m.path)
+    counts = facts["params"]
+    ratio = m.compression_ratio
+    if ratio is None and teacher_params:
+        ratio = teacher_params / counts["total"]
+    return ModelRecord(
+        model_key=m.key, name=m.name, kind=m.kind, source=m.source,
+        teacher_key=m.teacher_key or m.key, language=m.language, teacher_data=m.teacher_data,
+        stage_chain=m.stage_chain, manifest=m.manifest, params_total=counts["total"],
+        params_embedding=counts["embedding"], params_non_embedding=counts["non_embedding"],
+        vocab_size=facts.get("vocab_size_tokenizer"), hidden_size=facts.get("hidden_size"),
+        num_layers=facts.get("num_layers"), ffn_size=facts.get("intermediate_size"),
+        compression_ratio=ratio, path=str(m.path),
+    )
+
+
+def register_models(store: Store, models: list[EvalModel]) -> None:
+    records: dict[str, ModelRecord] = {}
+    # teachers first, so a compressed point's ratio can refer to its teacher's count
+    for m in sorted(models, key=lambda m: m.kind != "teacher"):
+        teacher = records.get(m.teacher_key) if m.teacher_key and m.teacher_key != m.key else None
+        rec = model_record(m, teacher.params_total if teacher else None)
+        records[m.key] = rec
+        store.upsert_model(rec)
+
+
+def plan_runs(grid: Grid, models: list[EvalModel]) -> tuple[list[PlannedRun], list[tuple[str, str]]]:
+    from tasks.registry import has_data
+
+    runs, no_data = [], []
+    for task in grid.tasks:
+        proto_hash = grid.protocol.resolve(task).hash()
+        for language in grid.languages:
+            if not has_data(task, language):
+                no_data.append((task, language))
+                continue
+            for m in models:
+                if m.language is not None and m.language != language:
+                    continue
+                for seed in grid.seeds.values():
+                    runs.append(PlannedRun(m, task, language, seed, proto_hash))
+    return runs, no_data
+
+
+def ensure_data(grid: Grid, data_dir: Path, *, offline: bool = False, mirrors: tuple[str, ...] = ()) -> None:
+    """Fetch the data files the grid needs, or stop with a message naming what is missing."""
+    from tasks.fetch import fetch, missing
+    from tasks.registry import has_data, required_files
+
+    entries = {}
+    for task in grid.tasks:
+        for language in grid.languages:
+            if has_data(task, language):
+                for e in required_files(task, language):
+                    entries[e.path] = e
+    lacking = missing(list(entries.values()), data_dir)
+    if not lacking:
+        return
+    if offline:
+        names = ", ".join(e.path for e in lacking[:6]) + (" ..." if len(lacking) > 6 else "")
+        raise DataError(f"{len(lacking)} data file(s) missing from {data_dir}: {names}; point --data-dir "
+                        "(or HARNESS_DATA_DIR) at a copy, or run `harness data fetch` with network")
+    fetch(lacking, data_dir, mirrors=list(mirrors))
+
+
+def _task_data(cache: dict, task: str, language: str, data_dir: Path):
+    """(TaskData, None), or (None, error message) when the files do not read; loaded once."""
+    from tasks.registry import load_task_data
+
+    if (task, language) not in cache:
+        try:
+            cache[(task, language)] = (load_task_data(task, language, data_dir), None)
+        except UserError as exc:
+            cache[(task, language)] = (None, str(exc))
+    return cache[(task, language)]
+
+
+def _environment() -> tuple[dict, str | None, dict]:
+    from harness.env import git_revision, hardware, versions
+    return versions(), git_revision(), hardware()
+
+
+def execute_runs(runs: list[PlannedRun], store: Store, data_dir: Path, grid: Grid, *,
+                 device: str | None = None, retry_failed: bool = False,
+                 log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> GridOutcome:
+    from harness.finetune.train import finetune_and_score
+    from tasks.registry import get_task
+
+    outcome = GridOutcome(planned=len(runs))
+    statuses = store.statuses([r.key for r in runs])
+    todo = []
+    for r in runs:
+        status = statuses.get(r.key.run_id)
+        if status == "done" or (status == "failed" and not retry_failed):
+            outcome.skipped_done += 1
+            if status == "failed":
+                outcome.failed.append((r.key, "stored as failed (use --retry-failed to run it again)"))
+        else:
+            todo.append(r)
+    if outcome.skipped_done:
+        log(f"{outcome.skipped_done} of {len(runs)} runs already stored; {len(todo)} to go")
+    versions, git_rev, hardware = _environment()
+    data_cache: dict[tuple[str, str], object] = {}
+
+    with bar(total=len(todo), desc="runs", unit="run", leave=True) as pbar:
+        for r in todo:
+            spec = get_task(r.task)
+            proto = grid.protocol.resolve(r.task)
+            pbar.set_postfix_str(f"{r.model.key} {r.task}/{r.language} seed {r.seed}")
+            data, load_error = _task_data(data_cache, r.task, r.language, data_dir)
+            info = RunInfo(
+                key=r.key, dataset=getattr(data, "dataset", "?"), derived=bool(getattr(data, "derived", False)),
+                derivation=getattr(data, "derivation", None),
+                config={"protocol": proto.as_dict(), "model_source": r.model.source,
+                        "model_path": str(r.model.path), "task": spec.to_config(r.language),
+                        "license": getattr(data, "license", None)},
+                versions=versions, git_rev=git_rev, hardware=hardware)
+            store.start_run(info)
+            try:
+                if data is None:
+                    raise DataError(load_error)
+                result, report = finetune_and_score(r.model.path, spec, data, proto, r.seed, device=device)
+            except KeyboardInterrupt:
+                log(f"interrupted during {r.model.key} {r.task}/{r.language} seed {r.seed}: "
+                    "it stays 'running' and is re-run next time")
+                raise
+            except Exception as exc:  # the grid goes on; the store keeps the traceback
+                store.fail_run(r.key, traceback.format_exc())
+                line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                outcome.failed.append((r.key, f"{type(exc).__name__}: {line}"))
+                log(f"FAILED {r.model.key} {r.task}/{r.language} seed {r.seed}: {type(exc).__name__}: {line}")
+            else:
+                store.finish_run(r.key, result)
+                outcome.done += 1
+            pbar.update(1)
+    return outcome
+
+
+def format_summary(columns: list[str], rows: list[tuple], model_keys: Iterable[str] | None = None) -> str:
+    """The summary table: mean, std and n per model, task, language and metric."""
+    keep = set(model_keys) if model_keys is not None else None
+    idx = {c: i for i, c in enumerate(columns)}
+    lines = []
+    header = f"{'model':<34} {'task':<12} {'language':<9} {'metric':<15} {'mean':>7} {'std':>7} {'n':>3}"
+    lines += [header, "-" * len(header)]
+    for row in rows:
+        if keep is not None and row[idx["model_key"]] not in keep:
+            continue
+        std = row[idx["std"]]
+        flag = "  (derived split)" if row[idx["derived"]] else ""
+        lines.append(
+            f"{row[idx['model_key']][:34]:<34} {row[idx['task']]:<12} {row[idx['language']]:<9} "
+            f"{row[idx['metric']]:<15} {row[idx['mean']]:>7.4f} "
+            f"{(f'{std:.4f}' if std is not None else '-'):>7} {row[idx['n']]:>3}{flag}")
+    return "\n".join(lines)
+
+
+def elapsed(t0: float) -> str:
+    s = int(time.perf_counter() - t0)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"

