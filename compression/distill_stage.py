@@ -18,6 +18,9 @@ from compression.modelio import copy_carried_files
 from compression.shapes import ModelShape
 from harness.errors import ConfigError, UserError
 
+# bump when a change of this module changes what it outputs: it is part of every cache key
+VERSION = 1
+
 
 def _distill_module():
     try:
