@@ -106,7 +106,7 @@ CREATE TABLE IF NOT EXISTS scores (
 CREATE TABLE IF NOT EXISTS benchmarks (
     bench_id VARCHAR PRIMARY KEY,      -- hash of (model_key, target, device, dtype, batch, length)
     model_key VARCHAR NOT NULL,
-    target VARCHAR NOT NULL,           -- 'load' | 'first_forward' | 'forward' | 'real:<task>'
+    target VARCHAR NOT NULL,           -- 'load' | 'first_forward' | 'forward' | 'real:<task>:<language>'
     device VARCHAR NOT NULL,           -- 'cpu' | 'cuda'
     dtype VARCHAR NOT NULL,            -- 'fp32' | 'bf16' | 'fp16'
     batch_size INTEGER NOT NULL,
@@ -123,6 +123,7 @@ CREATE TABLE IF NOT EXISTS benchmarks (
     throughput_seq_s DOUBLE,
     throughput_tok_s DOUBLE,
     cpu_peak_rss_mb DOUBLE,            -- peak resident memory of the measuring (child) process
+    cpu_baseline_rss_mb DOUBLE,        -- its resident memory before the model was loaded
     cuda_peak_allocated_mb DOUBLE,     -- torch.cuda.max_memory_allocated
     cuda_peak_reserved_mb DOUBLE,      -- torch.cuda.max_memory_reserved
     nvml_process_mb DOUBLE,            -- device memory of the process as NVML sees it
@@ -132,6 +133,9 @@ CREATE TABLE IF NOT EXISTS benchmarks (
     UNIQUE (model_key, target, device, dtype, batch_size, seq_len)
 );
 """
+
+# Columns added since SCHEMA_VERSION 1 files were first written (idempotent).
+MIGRATIONS = [("benchmarks", "cpu_baseline_rss_mb", "DOUBLE")]
 
 # Prepared views: everything that aggregates lives here, not in page code.
 VIEWS = """
@@ -165,6 +169,8 @@ SELECT b.model_key, m.teacher_key, b.target, b.device, b.dtype, b.batch_size, b.
        t.latency_p50_ms / nullif(b.latency_p50_ms, 0) AS speedup_p50,
        b.cpu_peak_rss_mb, t.cpu_peak_rss_mb AS teacher_cpu_peak_rss_mb,
        b.cpu_peak_rss_mb / nullif(t.cpu_peak_rss_mb, 0) AS cpu_memory_ratio,
+       (b.cpu_peak_rss_mb - b.cpu_baseline_rss_mb)
+           / nullif(t.cpu_peak_rss_mb - t.cpu_baseline_rss_mb, 0) AS cpu_model_memory_ratio,
        b.cuda_peak_allocated_mb, t.cuda_peak_allocated_mb AS teacher_cuda_peak_allocated_mb,
        b.cuda_peak_allocated_mb / nullif(t.cuda_peak_allocated_mb, 0) AS cuda_memory_ratio
 FROM benchmarks b
@@ -302,6 +308,8 @@ class Store:
         """Create tables and (re)create the prepared views. Idempotent."""
         with self.transaction() as con:
             con.execute(SCHEMA)
+            for table, column, sql_type in MIGRATIONS:  # columns added after a file was created
+                con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {sql_type}")
             con.execute(VIEWS)
             con.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
