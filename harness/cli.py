@@ -82,7 +82,7 @@ def eval_command(
     mirror: list[str] = typer.Option([], "--mirror", help="base URL of a data mirror (repeatable)"),
     compress: bool = typer.Option(True, "--compress/--no-compress", help="build missing compressed points"),
     bench: Optional[bool] = typer.Option(None, "--bench/--no-bench",
-                                         help="benchmark each model once (default: the grid's benchmark.in_eval)"),
+                                         help="benchmark each model once (default: the grid's benchmark.enabled, on)"),
 ) -> None:
     """Fine-tune and score every model of the grid on every task and language it names."""
     from harness.grid import load_grid
@@ -120,9 +120,10 @@ def eval_command(
 
 
 def _bench_in_eval(grid, flag: Optional[bool]) -> bool:
+    """--bench/--no-bench, else the grid's `benchmark.enabled` (benchmarking is on by default)."""
     if flag is not None:
         return flag
-    return grid.benchmark is not None and getattr(grid.benchmark, "in_eval", False)
+    return grid.benchmark is None or grid.benchmark.enabled
 
 
 def _run_benchmarks(grid, eval_models, store: Store, data_root: Path, device: Optional[str], force: bool):

@@ -96,24 +96,46 @@ def headless_chromium(profile_dir: Path):
 def wait_for_text(driver, needles: list[str], charts: int = 0, timeout: float = RENDER_S) -> str:
     """Poll the page until its text contains every needle, `charts` Vega charts are drawn and
     Streamlit has stopped running."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
     deadline = time.monotonic() + timeout
     full = ""
     while time.monotonic() < deadline:
-        # the main area only: the sidebar's filter labels must not satisfy a needle
-        main = driver.find_elements(By.CSS_SELECTOR, "[data-testid='stMain']")
-        text = (main[0].get_attribute("innerText") or "") if main else ""
-        grid = " ".join(e.get_attribute("textContent") or "" for e in
-                        driver.find_elements(By.CSS_SELECTOR, "[data-testid='stDataFrame']"))
-        running = driver.find_elements(By.CSS_SELECTOR, "[data-testid='stStatusWidget']")
-        drawn = driver.find_elements(By.CSS_SELECTOR, ".vega-embed canvas, .vega-embed svg.marks")
+        try:
+            # the main area only: the sidebar's filter labels must not satisfy a needle
+            main = driver.find_elements(By.CSS_SELECTOR, "[data-testid='stMain']")
+            text = (main[0].get_attribute("innerText") or "") if main else ""
+            grid = " ".join(e.get_attribute("textContent") or "" for e in
+                            driver.find_elements(By.CSS_SELECTOR, "[data-testid='stDataFrame']"))
+            running = driver.find_elements(By.CSS_SELECTOR, "[data-testid='stStatusWidget']")
+            drawn = driver.find_elements(By.CSS_SELECTOR, ".vega-embed canvas, .vega-embed svg.marks")
+        except StaleElementReferenceException:  # Streamlit re-rendered between find and read
+            time.sleep(0.2)
+            continue
         full = text + "\n" + grid
         if all(n in full for n in needles) and len(drawn) >= charts and not running:
             return full
         time.sleep(0.5)
     missing = [n for n in needles if n not in full]
     raise AssertionError(f"page never showed {missing}; it showed:\n{full[:4000]}")
+
+
+def click_tab(driver, label: str, timeout: float = RENDER_S) -> None:
+    """Click the tab whose text contains `label`, retrying while Streamlit re-renders the tabs."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            tab = next(t for t in driver.find_elements(By.CSS_SELECTOR, "[role='tab']") if label in t.text)
+            tab.click()
+            return
+        except (StaleElementReferenceException, StopIteration):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def check_png(path: Path, size: tuple[int, int]) -> None:
@@ -159,9 +181,7 @@ def test_leaderboard_renders_in_headless_chromium(demo_db, tmp_path):
                 ("Trade-offs", ["Pareto front", "Latency × score × memory"], 3),
                 ("Degradation vs teacher data", ["Spearman rho", "Excluded from the fit"], 1),
                 ("Model", ["Non-embedding", "Benchmarks"], 0)]:
-            tab = next(t for t in driver.find_elements(By.CSS_SELECTOR, "[role='tab']")
-                       if label in t.text)
-            tab.click()
+            click_tab(driver, label)
             text = wait_for_text(driver, needles, charts=n_charts)
             assert "Traceback" not in text
             name = label.split()[0].lower().replace("-", "")

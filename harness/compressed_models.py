@@ -1,0 +1,25 @@
+"""The compressed points of a grid as models to evaluate: built (or found in the stage cache) by
+compression.build, then handed to the runner like any other model directory."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from harness.runner import EvalModel
+
+
+def compressed_eval_models(grid, *, data_dir: Path, device: str | None = None) -> list[EvalModel]:
+    from compression.build import build_grid
+
+    models = []
+    for p in build_grid(grid, data_dir=data_dir, device=device):
+        if not p.built or p.path is None:
+            print(f"note: compressed point {p.model_key} was not built ({p.error}); not evaluated",
+                  file=sys.stderr)
+            continue
+        models.append(EvalModel(
+            key=p.model_key, name=p.model_key, kind="compressed", source=f"compressed:{p.point}",
+            teacher_key=p.teacher, language=p.language,
+            teacher_data=grid.teacher(p.teacher).teacher_data, path=Path(p.path),
+            manifest=p.manifest, stage_chain=p.stage_chain, compression_ratio=p.compression_ratio))
+    return models
