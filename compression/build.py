@@ -21,7 +21,7 @@ from harness.errors import UserError
 
 @dataclass
 class BuiltPoint:
-    model_key: str                   # f"{teacher}--{language}--{point}"
+    model_key: str                   # f"{teacher}--{language}--{point}--{hash of the final stage key}"
     teacher: str
     language: str
     point: str
@@ -33,6 +33,11 @@ class BuiltPoint:
     built: bool = False
     error: str | None = None
     stage_keys: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        """The readable name (the key without its build hash)."""
+        return f"{self.teacher}--{self.language}--{self.point}"
 
 
 def _point_record(p: PlannedPoint, plan: Plan, error: str | None = None) -> BuiltPoint:

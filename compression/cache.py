@@ -26,6 +26,7 @@ from typing import Callable
 
 from compression.manifest import MANIFEST_FILE
 from harness.errors import UserError
+from harness.paths import pid_alive
 
 CACHE_FORMAT = 1
 DEFAULT_CACHE_DIR = Path("results") / "compression"
@@ -70,16 +71,6 @@ def stage_key(parent_key: str, cfg, *, data_fingerprint: str | None, seed: int |
     return f"{cfg.stage}-{_hash(payload)[:20]}"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class StageCache:
     def __init__(self, root: Path | str | None = None):
         self.root = Path(root) if root is not None else DEFAULT_CACHE_DIR
@@ -107,7 +98,7 @@ class StageCache:
                     holder = int(lock.read_text() or "0")
                 except (OSError, ValueError):
                     holder = 0
-                if holder and not _pid_alive(holder):
+                if holder and not pid_alive(holder):
                     lock.unlink(missing_ok=True)  # stale: its process is gone
                     continue
                 if self.has(key):
@@ -154,7 +145,7 @@ class StageCache:
         removed = 0
         for d in tmp.iterdir() if tmp.is_dir() else []:
             parts = d.name.rsplit("-", 2)
-            if len(parts) == 3 and parts[1].isdigit() and not _pid_alive(int(parts[1])):
+            if len(parts) == 3 and parts[1].isdigit() and not pid_alive(int(parts[1])):
                 shutil.rmtree(d, ignore_errors=True)
                 removed += 1
         return removed

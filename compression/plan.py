@@ -52,8 +52,16 @@ class PlannedPoint:
     stages: list[PlannedStage]
 
     @property
-    def model_key(self) -> str:
+    def name(self) -> str:
+        """The readable name: teacher, language and point."""
         return f"{self.teacher}--{self.language}--{self.point}"
+
+    @property
+    def model_key(self) -> str:
+        """The name plus a short hash of the final stage's cache key: two grids that give a point
+        the same name but build it differently (another distillation budget, say) get different
+        keys, so their runs never share a row in the results store."""
+        return f"{self.name}--{self.key.rsplit('-', 1)[-1][:8]}"
 
     @property
     def key(self) -> str:

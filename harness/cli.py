@@ -111,7 +111,8 @@ def eval_command(
         _run_benchmarks(grid, eval_models, store, data_root, device, force=False)
     columns, rows = store.summary()
     typer.echo(format_summary(columns, rows, model_keys=[m.key for m in eval_models]))
-    _echo(f"{outcome.done} run(s) done, {outcome.skipped_done} already stored, "
+    other = f", {outcome.skipped_other} taken by another worker" if outcome.skipped_other else ""
+    _echo(f"{outcome.done} run(s) done, {outcome.skipped_done} already stored{other}, "
           f"{len(outcome.failed)} failed; wall time {elapsed(t0)}")
     for key, why in outcome.failed:
         _echo(f"  failed: {key.model_key} {key.task}/{key.language} seed {key.seed}: {why}")

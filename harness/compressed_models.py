@@ -18,7 +18,8 @@ def compressed_eval_models(grid, *, data_dir: Path, device: str | None = None) -
                   file=sys.stderr)
             continue
         models.append(EvalModel(
-            key=p.model_key, name=p.model_key, kind="compressed", source=f"compressed:{p.point}",
+            key=p.model_key, name=p.name, kind="compressed",
+            source=f"compressed:{p.point}",
             teacher_key=p.teacher, language=p.language,
             teacher_data=grid.teacher(p.teacher).teacher_data, path=Path(p.path),
             manifest=p.manifest, stage_chain=p.stage_chain, compression_ratio=p.compression_ratio))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from pathlib import Path
 
 APP_NAME = "lrl-harness"
@@ -21,3 +22,29 @@ def safe_name(name: str, max_len: int = 80) -> str:
     """A name usable as one path component: no separators, no leading dots."""
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).lstrip(".")
     return (cleaned or "_")[:max_len]
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def worker_id() -> str:
+    """This process, as `host:pid` (who owns a run or a lock)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def worker_alive(worker: str | None) -> bool | None:
+    """True/False for a worker on this host; None when it ran elsewhere (cannot tell)."""
+    if not worker or ":" not in worker:
+        return None
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    return pid_alive(int(pid))

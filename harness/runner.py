@@ -4,7 +4,8 @@ The plan is every model of the grid (teachers, extra models, compressed points) 
 grid's tasks, languages that have data for the task (a compressed point only its own language) and
 seeds. Runs already 'done' in the store are skipped; 'running' rows are the trace of an interrupted
 grid and are re-run; 'failed' rows are retried only when asked. A run that fails is stored with its
-traceback and the grid goes on.
+traceback and the grid goes on. Several workers may share one grid and database: each run is
+claimed atomically before it starts (see Store.claim_run).
 """
 from __future__ import annotations
 
@@ -55,6 +56,7 @@ class PlannedRun:
 class GridOutcome:
     planned: int = 0
     skipped_done: int = 0
+    skipped_other: int = 0          # claimed or finished by another worker sharing the grid
     done: int = 0
     failed: list[tuple[RunKey, str]] = field(default_factory=list)
     no_data: list[tuple[str, str]] = field(default_factory=list)  # (task, language) without data
@@ -177,6 +179,7 @@ def execute_runs(runs: list[PlannedRun], store: Store, data_dir: Path, grid: Gri
     from tasks.registry import get_task
 
     outcome = GridOutcome(planned=len(runs))
+    worker_started = store.now()
     statuses = store.statuses([r.key for r in runs])
     todo = []
     for r in runs:
@@ -190,7 +193,7 @@ def execute_runs(runs: list[PlannedRun], store: Store, data_dir: Path, grid: Gri
     if outcome.skipped_done:
         log(f"{outcome.skipped_done} of {len(runs)} runs already stored; {len(todo)} to go")
     versions, git_rev, hardware = _environment()
-    data_cache: dict[tuple[str, str], object] = {}
+    data_cache: dict[tuple[str, str], tuple] = {}
 
     with bar(total=len(todo), desc="runs", unit="run", leave=True) as pbar:
         for r in todo:
@@ -205,7 +208,10 @@ def execute_runs(runs: list[PlannedRun], store: Store, data_dir: Path, grid: Gri
                         "model_path": str(r.model.path), "task": spec.to_config(r.language),
                         "license": getattr(data, "license", None)},
                 versions=versions, git_rev=git_rev, hardware=hardware)
-            store.start_run(info)
+            if not store.claim_run(info, worker_started, retry_failed=retry_failed):
+                outcome.skipped_other += 1  # another worker has it, or finished it meanwhile
+                pbar.update(1)
+                continue
             try:
                 if data is None:
                     raise DataError(load_error)

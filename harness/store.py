@@ -12,6 +12,7 @@ it is re-run, and its partial rows are replaced, so nothing is duplicated or los
 from __future__ import annotations
 
 import contextlib
+import datetime
 import hashlib
 import json
 import random
@@ -87,6 +88,7 @@ CREATE TABLE IF NOT EXISTS runs (
     versions JSON,                     -- python, torch, transformers, ... versions
     git_rev VARCHAR,
     hardware JSON,                     -- device, cpu, gpu, threads
+    worker VARCHAR,                    -- host:pid of the process that ran it
     UNIQUE (model_key, task, language, seed, protocol_hash)
 );
 CREATE TABLE IF NOT EXISTS scores (
@@ -135,7 +137,7 @@ CREATE TABLE IF NOT EXISTS benchmarks (
 """
 
 # Columns added since SCHEMA_VERSION 1 files were first written (idempotent).
-MIGRATIONS = [("benchmarks", "cpu_baseline_rss_mb", "DOUBLE")]
+MIGRATIONS = [("benchmarks", "cpu_baseline_rss_mb", "DOUBLE"), ("runs", "worker", "VARCHAR")]
 
 # Prepared views: everything that aggregates lives here, not in page code.
 VIEWS = """
@@ -366,18 +368,55 @@ class Store:
 
     def start_run(self, info: RunInfo) -> None:
         """Record a run as 'running', replacing the trace of an interrupted or failed attempt."""
-        k = info.key
         with self.transaction() as con:
-            con.execute("DELETE FROM scores WHERE run_id = ?", [k.run_id])
-            con.execute("DELETE FROM runs WHERE run_id = ?", [k.run_id])
-            con.execute(
-                """INSERT INTO runs (run_id, model_key, task, language, seed, protocol_hash, status,
-                       dataset, derived, derivation, config, versions, git_rev, hardware, started_at)
-                   VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, now())""",
-                [k.run_id, k.model_key, k.task, k.language, k.seed, k.protocol_hash,
-                 info.dataset, info.derived, info.derivation, json.dumps(info.config, default=str),
-                 json.dumps(info.versions), info.git_rev, json.dumps(info.hardware)],
-            )
+            self._insert_running(con, info)
+
+    def claim_run(self, info: RunInfo, worker_started: datetime.datetime,
+                  retry_failed: bool = False) -> bool:
+        """Start the run unless another worker owns or finished it; atomic across processes.
+
+        Several `harness eval` processes may share a grid and a database (one per GPU, say). A
+        'done' row is final; a 'failed' row is taken only with retry_failed; a 'running' row is the
+        trace of an interrupted grid when its worker is gone (same host: the process no longer
+        exists, or it is this very process, re-entering after an interruption; another host: it
+        started before this worker did), else another live worker owns it.
+        """
+        from harness.paths import worker_alive, worker_id
+
+        with self.transaction() as con:
+            row = con.execute("SELECT status, started_at, worker FROM runs WHERE run_id = ?",
+                              [info.key.run_id]).fetchone()
+            if row is not None:
+                status, started, worker = row
+                if status == "done" or (status == "failed" and not retry_failed):
+                    return False
+                if status == "running" and worker != worker_id():  # this process's own trace is stale
+                    alive = worker_alive(worker)
+                    if alive or (alive is None and started is not None and started >= worker_started):
+                        return False
+            self._insert_running(con, info)
+        return True
+
+    @staticmethod
+    def _insert_running(con: duckdb.DuckDBPyConnection, info: RunInfo) -> None:
+        from harness.paths import worker_id
+
+        k = info.key
+        con.execute("DELETE FROM scores WHERE run_id = ?", [k.run_id])
+        con.execute("DELETE FROM runs WHERE run_id = ?", [k.run_id])
+        con.execute(
+            """INSERT INTO runs (run_id, model_key, task, language, seed, protocol_hash, status,
+                   dataset, derived, derivation, config, versions, git_rev, hardware, worker, started_at)
+               VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, now())""",
+            [k.run_id, k.model_key, k.task, k.language, k.seed, k.protocol_hash,
+             info.dataset, info.derived, info.derivation, json.dumps(info.config, default=str),
+             json.dumps(info.versions), info.git_rev, json.dumps(info.hardware), worker_id()],
+        )
+
+    def now(self) -> datetime.datetime:
+        """The database's clock (the one `started_at` is written with)."""
+        with self.connect() as con:
+            return con.execute("SELECT now()::TIMESTAMP").fetchone()[0]
 
     def finish_run(self, key: RunKey, result: RunResult) -> None:
         """Store the scores and mark the run done, atomically."""

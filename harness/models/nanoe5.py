@@ -27,6 +27,7 @@ import numpy as np
 from harness.errors import ModelLoadError
 from harness.models.e5file import E5File, read_e5_file
 from harness.models.e5_tokenizer import save_tokenizer, special_tokens
+from harness.paths import pid_alive
 from harness.progress import bar
 
 BIN_NAME = "e5-small-q4.bin"
@@ -186,16 +187,6 @@ def is_complete(model_dir: Path, sha256: str) -> bool:
         and record.get("converter_version") == CONVERTER_VERSION
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _remove_stale_temps(root: Path, stem: str) -> None:
     """Remove temporary directories left by conversions whose process died."""
     for tmp in root.glob(f".{stem}.tmp-*"):
@@ -203,7 +194,7 @@ def _remove_stale_temps(root: Path, stem: str) -> None:
             pid = int(tmp.name.rsplit("-", 2)[1])
         except (IndexError, ValueError):
             continue
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             shutil.rmtree(tmp, ignore_errors=True)
 
 

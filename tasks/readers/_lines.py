@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Iterator
 
 from harness.errors import DataError
+from tasks.types import SequenceExample
 
 
 def malformed(path: Path, lineno: int, problem: str) -> DataError:
@@ -51,3 +52,24 @@ def blank_separated(path: Path, *, comment: str | None = None
         block.append((lineno, line))
     if block:
         yield start, block
+
+
+def headed_tsv(path: Path, header: list[str], text_column: str, label_column: str) -> list[SequenceExample]:
+    """A TSV with a fixed header line and no quoting (a quote is part of the text): one example per
+    non-blank line, every field required to be present and non-empty."""
+    text_i, label_i = header.index(text_column), header.index(label_column)
+    names = ", ".join(header)
+    examples: list[SequenceExample] = []
+    for lineno, line in numbered_lines(path):
+        fields = line.split("\t")
+        if lineno == 1:
+            if fields != header:
+                raise malformed(path, lineno, f"expected the header {'<TAB>'.join(header)!r}, found {line[:60]!r}")
+            continue
+        if not line.strip():
+            continue
+        if len(fields) != len(header) or not fields[text_i].strip() or not fields[label_i].strip():
+            raise malformed(path, lineno,
+                            f"expected {len(header)} tab-separated fields ({names}), found {len(fields)}")
+        examples.append(SequenceExample(text=fields[text_i].strip(), label=fields[label_i].strip()))
+    return examples

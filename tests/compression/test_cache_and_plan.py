@@ -59,7 +59,8 @@ def test_shared_prefixes_second_run_and_predictions(tmp_path, teachers, counting
         assert b.built and b.error is None
         assert b.params == predicted[b.model_key] == b.manifest["params"]
         assert b.path.name == b.stage_keys[-1]
-    assert {b.model_key for b in built} >= {"bert--aa--L2-F48-V120", "e5--aa--imp", "bert--aa--L2-F32"}
+    assert {b.name for b in built} >= {"bert--aa--L2-F48-V120", "e5--aa--imp", "bert--aa--L2-F32"}
+    assert all(b.model_key.startswith(b.name + "--") for b in built)
 
     counting.clear()
     again = _build(tmp_path, two)
@@ -125,7 +126,7 @@ def test_failed_stage_marks_its_points_and_the_rest_goes_on(tmp_path, teachers, 
         raise RuntimeError("boom")
     monkeypatch.setattr(ffn, "apply", broken)
     built = _build(tmp_path, {"bert": teachers["bert"]})
-    status = {b.model_key: b for b in built}
+    status = {b.name: b for b in built}
     assert "boom" in status["bert--aa--L2-F48-V120"].error
     assert status["bert--aa--imp"].built and status["bert--aa--imp"].error is None
 

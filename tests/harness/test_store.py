@@ -122,3 +122,40 @@ def test_writer_waits_for_a_reader_instead_of_failing(store):
     finally:
         release.set()
         proc.join(10)
+
+
+def test_claims_share_a_grid_between_workers(store):
+    """A run claimed by a live worker is not claimed again; a dead worker's run is."""
+    key = RunKey("teach", "topic", "mlt_Latn", 9, "p1")
+    info = RunInfo(key, "sib200", False, None)
+    started = store.now()
+    assert store.claim_run(info, started)
+    # another live process on this host holds it (our parent process stands in for one)
+    import os
+    import socket
+    with store.transaction() as con:
+        con.execute("UPDATE runs SET worker = ? WHERE run_id = ?", [f"{socket.gethostname()}:{os.getppid()}", key.run_id])
+    assert not store.claim_run(info, started)
+    # the trace of a worker that died: same host, a pid that does not exist
+    with store.transaction() as con:
+        con.execute("UPDATE runs SET worker = ? WHERE run_id = ?", [f"{socket.gethostname()}:999999999", key.run_id])
+    assert store.claim_run(info, store.now())
+    store.finish_run(key, _result(0.5))
+    assert not store.claim_run(info, store.now())  # done is final
+    failed = RunKey("teach", "topic", "mlt_Latn", 10, "p1")
+    store.start_run(RunInfo(failed, "sib200", False, None))
+    store.fail_run(failed, "boom")
+    assert not store.claim_run(RunInfo(failed, "sib200", False, None), store.now())
+    assert store.claim_run(RunInfo(failed, "sib200", False, None), store.now(), retry_failed=True)
+
+
+def test_a_worker_on_another_host_is_judged_by_its_start_time(store):
+    key = RunKey("teach", "topic", "mlt_Latn", 11, "p1")
+    info = RunInfo(key, "sib200", False, None)
+    before = store.now()
+    assert store.claim_run(info, before)
+    with store.transaction() as con:
+        con.execute("UPDATE runs SET worker = 'elsewhere:1' WHERE run_id = ?", [key.run_id])
+    assert not store.claim_run(info, before)   # it started after this worker: live
+    later = store.now()
+    assert store.claim_run(info, later)   # it started before this worker: an old trace

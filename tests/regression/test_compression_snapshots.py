@@ -61,7 +61,7 @@ def produced(tmp_path_factory) -> dict:
     grid = tiny_grid(root / "data", teachers, GRID)
     points = build_grid(grid, data_dir=None, cache_dir=root / "cache", resolve=local_resolve, echo=lambda m: None)
     assert all(p.built and p.error is None for p in points), [p.error for p in points]
-    return {p.model_key: _point(p) for p in points}
+    return {p.name: _point(p) for p in points}
 
 
 def test_tiny_grid_matches_its_snapshot(produced):
