@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-import torch
 
 from harness.errors import DataError
 from harness.progress import bar
@@ -160,24 +159,3 @@ class MlmMasker:
         random_tokens = self.random_ids[rng.integers(0, len(self.random_ids), size=len(ids_arr))]
         inputs[to_random] = random_tokens[to_random]
         return inputs.tolist(), labels.tolist()
-
-
-def collate(sequences: Sequence[Sequence[int]], pad_id: int, labels: Sequence[Sequence[int]] | None = None,
-            pad_to_multiple_of: int | None = None) -> dict[str, torch.Tensor]:
-    """Pad to the longest sequence of this batch (dynamic padding): input_ids, attention_mask and,
-    when given, labels (padded with -100)."""
-    width = max(len(s) for s in sequences)
-    if pad_to_multiple_of:
-        width = math.ceil(width / pad_to_multiple_of) * pad_to_multiple_of
-    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        input_ids[row, :len(seq)] = torch.as_tensor(seq, dtype=torch.long)
-        attention_mask[row, :len(seq)] = 1
-    batch = {"input_ids": input_ids, "attention_mask": attention_mask}
-    if labels is not None:
-        lab = torch.full((len(sequences), width), IGNORE_INDEX, dtype=torch.long)
-        for row, seq in enumerate(labels):
-            lab[row, :len(seq)] = torch.as_tensor(seq, dtype=torch.long)
-        batch["labels"] = lab
-    return batch

@@ -20,7 +20,8 @@ from typing import Literal, Sequence
 import torch
 from torch import Tensor, nn
 
-from compression.distill_data import MlmMasker, collate, shard
+from compression.distill_data import MlmMasker, shard
+from harness.finetune.batching import collate
 from compression.losses import HiddenStateLoss, IGNORE_INDEX, logit_kl, logit_mse, mlm_loss
 
 LossKind = Literal["mlm_kl", "mlm_mse", "hidden_mse", "hidden_cosine"]

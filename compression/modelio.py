@@ -7,7 +7,6 @@ child loads with AutoModel / AutoModelFor*.from_pretrained and trust_remote_code
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 from pathlib import Path
@@ -18,6 +17,7 @@ from torch import nn
 
 from compression.layout import check_model_type, tensor_axes
 from harness.errors import ModelLoadError
+from harness.models.loading import quiet_transformers
 
 WEIGHTS_FILE = "model.safetensors"
 VOCAB_MAP_FILE = "vocab_map.json"          # {parent_ids, teacher_ids} of a trimmed vocabulary
@@ -30,18 +30,6 @@ SLOW_TOKENIZER_FILES = ("vocab.txt", "sentencepiece.bpe.model", "spiece.model", 
                         "merges.txt")
 CARRIED_FILES = TOKENIZER_FILES + SLOW_TOKENIZER_FILES + ("generation_config.json", VOCAB_MAP_FILE,
                                                           KEPT_TOKEN_IDS_FILE)
-
-
-@contextlib.contextmanager
-def _quiet_transformers():
-    """Silence transformers' load report (missing pooler etc.) while we load a parent."""
-    from transformers.utils import logging as hf_logging
-    level = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
 
 
 def read_config(path: Path):
@@ -70,7 +58,7 @@ def load_model(path: Path | str, *, dtype: torch.dtype | None = None) -> nn.Modu
     if not any(path.glob("*.safetensors")):
         raise ModelLoadError(f"{path}: no safetensors weights (only safetensors are loaded; "
                              "convert the checkpoint with `save_pretrained(safe_serialization=True)`)")
-    with _quiet_transformers():
+    with quiet_transformers():
         model = model_class(config).from_pretrained(
             path, trust_remote_code=False, use_safetensors=True,
             **({"dtype": dtype} if dtype is not None else {}))
@@ -86,7 +74,7 @@ def load_state(path: Path | str) -> tuple[object, dict[str, torch.Tensor]]:
     """
     path = Path(path)
     config = read_config(path)
-    with _quiet_transformers():
+    with quiet_transformers():
         model, info = model_class(config).from_pretrained(
             path, trust_remote_code=False, use_safetensors=True, output_loading_info=True)
     missing = set(info.get("missing_keys", ()))

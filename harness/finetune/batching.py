@@ -35,8 +35,14 @@ def train_batches(lengths: Sequence[int], batch_size: int, rng: random.Random,
 
 
 def collate(input_ids: Sequence[Sequence[int]], pad_id: int,
-            labels: Sequence[int] | Sequence[Sequence[int]] | None = None) -> dict[str, torch.Tensor]:
+            labels: Sequence[int] | Sequence[Sequence[int]] | None = None,
+            pad_to_multiple_of: int | None = None) -> dict[str, torch.Tensor]:
+    """Pad to this batch's longest sequence (rounded up to `pad_to_multiple_of` when given):
+    input_ids, attention_mask and, when given, labels: one per sequence, or one per position
+    (padded with -100)."""
     width = max(len(x) for x in input_ids)
+    if pad_to_multiple_of:
+        width = -(-width // pad_to_multiple_of) * pad_to_multiple_of
     ids = torch.full((len(input_ids), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(input_ids), width), dtype=torch.long)
     for row, x in enumerate(input_ids):
@@ -44,7 +50,7 @@ def collate(input_ids: Sequence[Sequence[int]], pad_id: int,
         mask[row, :len(x)] = 1
     batch = {"input_ids": ids, "attention_mask": mask}
     if labels is not None:
-        if labels and isinstance(labels[0], (list, tuple)):
+        if len(labels) and isinstance(labels[0], (list, tuple)):
             lab = torch.full((len(labels), width), IGNORE_INDEX, dtype=torch.long)
             for row, y in enumerate(labels):
                 lab[row, :len(y)] = torch.tensor(y, dtype=torch.long)

