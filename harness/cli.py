@@ -98,7 +98,7 @@ def eval_command(
     """Fine-tune and score every model of the grid on every task and language it names."""
     from harness.grid import load_grid
     from harness.runner import (elapsed, ensure_data, execute_runs, format_summary, plan_runs,
-                                register_models)
+                                register_models, register_protocol)
     from tasks.fetch import resolve_data_dir
     from tasks.languages import language_rows
     from tasks.registry import has_data, license_notice_for
@@ -113,6 +113,7 @@ def eval_command(
     _echo(license_notice_for(pairs))
     eval_models = _eval_models(grid, data_root, device, build=compress)
     register_models(store, eval_models)
+    register_protocol(store, grid)
     runs, no_data = plan_runs(grid, eval_models)
     for task, language in no_data:
         _echo(f"note: no {task} data for {language}: skipped")

@@ -134,6 +134,17 @@ def plan_runs(grid: Grid, models: list[EvalModel]) -> tuple[list[PlannedRun], li
     return runs, no_data
 
 
+def register_protocol(store: Store, grid: Grid) -> str:
+    """Store the grid's protocol family (its tasks' resolved protocols); returns its id."""
+    family = grid.protocol.family_id()
+    rows = []
+    for task in grid.tasks:
+        resolved = grid.protocol.resolve(task)
+        rows.append((task, resolved.hash(), resolved.profile, resolved.as_dict()))
+    store.register_protocol(family, rows)
+    return family
+
+
 def ensure_data(grid: Grid, data_dir: Path, *, offline: bool = False, mirrors: tuple[str, ...] = ()) -> None:
     """Fetch the data files the grid needs, or stop with a message naming what is missing."""
     from tasks.fetch import fetch, missing

@@ -91,6 +91,14 @@ CREATE TABLE IF NOT EXISTS runs (
     worker VARCHAR,                    -- host:pid of the process that ran it
     UNIQUE (model_key, task, language, seed, protocol_hash)
 );
+CREATE TABLE IF NOT EXISTS protocols (
+    protocol_id VARCHAR NOT NULL,      -- hash of a grid's whole protocol section (a family)
+    task VARCHAR NOT NULL,
+    protocol_hash VARCHAR NOT NULL,    -- the task's resolved protocol within it (part of run keys)
+    profile VARCHAR,
+    spec JSON,                         -- the resolved protocol of the task
+    PRIMARY KEY (protocol_id, task)
+);
 CREATE TABLE IF NOT EXISTS scores (
     run_id VARCHAR NOT NULL,
     model_key VARCHAR NOT NULL,
@@ -137,7 +145,15 @@ CREATE TABLE IF NOT EXISTS benchmarks (
 """
 
 # Columns added since SCHEMA_VERSION 1 files were first written (idempotent).
-MIGRATIONS = [("benchmarks", "cpu_baseline_rss_mb", "DOUBLE"), ("runs", "worker", "VARCHAR")]
+MIGRATIONS = [("benchmarks", "cpu_baseline_rss_mb", "DOUBLE"), ("runs", "worker", "VARCHAR"),
+              # benchmark repeats (harness/bench/combine.py): processes per row, the spread
+              # (max - min) / median of their p50s and memory peaks, and every process's figures
+              ("benchmarks", "repeats", "INTEGER"),
+              ("benchmarks", "latency_p50_spread", "DOUBLE"),
+              ("benchmarks", "cpu_peak_rss_spread", "DOUBLE"),
+              ("benchmarks", "cpu_model_rss_spread", "DOUBLE"),
+              ("benchmarks", "cuda_peak_allocated_spread", "DOUBLE"),
+              ("benchmarks", "per_repeat", "JSON")]
 
 # Prepared views: everything that aggregates lives here, not in page code.
 VIEWS = """
@@ -174,7 +190,12 @@ SELECT b.model_key, m.teacher_key, b.target, b.device, b.dtype, b.batch_size, b.
        (b.cpu_peak_rss_mb - b.cpu_baseline_rss_mb)
            / nullif(t.cpu_peak_rss_mb - t.cpu_baseline_rss_mb, 0) AS cpu_model_memory_ratio,
        b.cuda_peak_allocated_mb, t.cuda_peak_allocated_mb AS teacher_cuda_peak_allocated_mb,
-       b.cuda_peak_allocated_mb / nullif(t.cuda_peak_allocated_mb, 0) AS cuda_memory_ratio
+       b.cuda_peak_allocated_mb / nullif(t.cuda_peak_allocated_mb, 0) AS cuda_memory_ratio,
+       b.repeats, t.repeats AS teacher_repeats,
+       b.latency_p50_spread, t.latency_p50_spread AS teacher_latency_p50_spread,
+       b.cpu_peak_rss_spread, t.cpu_peak_rss_spread AS teacher_cpu_peak_rss_spread,
+       b.cpu_model_rss_spread, t.cpu_model_rss_spread AS teacher_cpu_model_rss_spread,
+       b.cuda_peak_allocated_spread, t.cuda_peak_allocated_spread AS teacher_cuda_peak_allocated_spread
 FROM benchmarks b
 JOIN models m ON m.model_key = b.model_key
 JOIN benchmarks t ON t.model_key = m.teacher_key AND t.target = b.target AND t.device = b.device
@@ -348,6 +369,14 @@ class Store:
             if row is None:
                 return None
             return dict(zip([d[0] for d in cur.description], row))
+
+    def register_protocol(self, protocol_id: str, rows: Iterable[tuple[str, str, str, dict[str, Any]]]) -> None:
+        """Record which resolved protocol each task has in a protocol family:
+        rows of (task, protocol_hash, profile, spec)."""
+        with self.transaction() as con:
+            for task, protocol_hash, profile, spec in rows:
+                con.execute("INSERT OR REPLACE INTO protocols VALUES (?, ?, ?, ?, ?)",
+                            [protocol_id, task, protocol_hash, profile, json.dumps(spec)])
 
     # -- runs ----------------------------------------------------------------------------------
     def run_status(self, key: RunKey) -> str | None:

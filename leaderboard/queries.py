@@ -75,6 +75,20 @@ SELECT r.*, l.name AS language_name,
 FROM lb_relative r LEFT JOIN languages l ON l.code = r.language;
 """
 
+# A protocol family is a grid's whole protocol section: within it each task has one resolved
+# protocol (hash). Databases written before the `protocols` table existed get one family per hash.
+PROTOCOL_VIEW = """
+CREATE OR REPLACE TEMP VIEW lb_protocols AS
+SELECT protocol_id, task, protocol_hash, profile FROM protocols
+UNION ALL
+SELECT DISTINCT r.protocol_hash, r.task, r.protocol_hash, NULL FROM runs r
+WHERE NOT EXISTS (SELECT 1 FROM protocols p WHERE p.task = r.task AND p.protocol_hash = r.protocol_hash);
+"""
+PROTOCOL_VIEW_WITHOUT_TABLE = """
+CREATE OR REPLACE TEMP VIEW lb_protocols AS
+SELECT DISTINCT protocol_hash AS protocol_id, task, protocol_hash, NULL AS profile FROM runs;
+"""
+
 # -- named queries ------------------------------------------------------------------------------
 SQL: dict[str, str] = {
     "tables": "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'",
@@ -89,18 +103,28 @@ SQL: dict[str, str] = {
                (SELECT count(*) FROM benchmarks WHERE status = 'done') AS n_benchmarks,
                (SELECT count(*) FROM languages) AS n_languages""",
     "protocols": """
-        SELECT protocol_hash, count(*) AS n_runs FROM runs WHERE status = 'done'
-        GROUP BY protocol_hash ORDER BY n_runs DESC, protocol_hash""",
+        SELECT p.protocol_id, any_value(p.profile) AS profile, count(DISTINCT r.run_id) AS n_runs,
+               string_agg(DISTINCT p.task, ', ' ORDER BY p.task) AS tasks
+        FROM lb_protocols p JOIN runs r ON r.task = p.task AND r.protocol_hash = p.protocol_hash
+        WHERE r.status = 'done'
+        GROUP BY p.protocol_id ORDER BY n_runs DESC, p.protocol_id""",
+    "protocol_members": "SELECT task, protocol_hash FROM lb_protocols WHERE protocol_id = ?",
     "models": "SELECT * FROM lb_model_info ORDER BY kind <> 'teacher', teacher, model",
     "main_scores": """
-        SELECT * FROM lb_main_scores WHERE protocol_hash = ?
-        ORDER BY teacher, kind <> 'teacher', model, task, language""",
+        SELECT s.* FROM lb_main_scores s JOIN lb_protocols p ON p.task = s.task
+             AND p.protocol_hash = s.protocol_hash
+        WHERE p.protocol_id = ?
+        ORDER BY s.teacher, s.kind <> 'teacher', s.model, s.task, s.language""",
     "relative_scores": """
-        SELECT * FROM lb_relative WHERE protocol_hash = ?
-        ORDER BY teacher, model, task, language""",
+        SELECT s.* FROM lb_relative s JOIN lb_protocols p ON p.task = s.task
+             AND p.protocol_hash = s.protocol_hash
+        WHERE p.protocol_id = ?
+        ORDER BY s.teacher, s.model, s.task, s.language""",
     "degradation_points": """
-        SELECT * FROM lb_degradation WHERE protocol_hash = ?
-        ORDER BY teacher, stage_chain, language, task""",
+        SELECT s.* FROM lb_degradation s JOIN lb_protocols p ON p.task = s.task
+             AND p.protocol_hash = s.protocol_hash
+        WHERE p.protocol_id = ?
+        ORDER BY s.teacher, s.stage_chain, s.language, s.task""",
     "languages": "SELECT * FROM languages ORDER BY code",
     "benchmark_shapes": """
         SELECT target, device, dtype, batch_size, seq_len, count(DISTINCT model_key) AS n_models
@@ -143,7 +167,8 @@ SQL: dict[str, str] = {
 }
 
 # Queries that read the TEMP views need them created on their connection first.
-_NEEDS_TEMP_VIEWS = {"models", "main_scores", "relative_scores", "degradation_points"}
+_NEEDS_TEMP_VIEWS = {"models", "main_scores", "relative_scores", "degradation_points", "protocols",
+                     "protocol_members"}
 
 
 @contextlib.contextmanager
@@ -164,6 +189,9 @@ def connect(db_path: str | Path, *, with_views: bool = True) -> Iterator[duckdb.
                 f"cannot open {db_path}: {str(exc).splitlines()[0]}") from exc
         if with_views:
             con.execute(TEMP_VIEWS)
+            has_protocols = con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = 'protocols'").fetchone()[0]
+            con.execute(PROTOCOL_VIEW if has_protocols else PROTOCOL_VIEW_WITHOUT_TABLE)
         yield con
 
 
@@ -191,16 +219,20 @@ def models(db: str | Path) -> pd.DataFrame:
     return run_query(db, "models")
 
 
-def main_scores(db: str | Path, protocol_hash: str) -> pd.DataFrame:
-    return run_query(db, "main_scores", [protocol_hash])
+def protocol_members(db: str | Path, protocol_id: str) -> pd.DataFrame:
+    return run_query(db, "protocol_members", [protocol_id])
 
 
-def relative_scores(db: str | Path, protocol_hash: str) -> pd.DataFrame:
-    return run_query(db, "relative_scores", [protocol_hash])
+def main_scores(db: str | Path, protocol_id: str) -> pd.DataFrame:
+    return run_query(db, "main_scores", [protocol_id])
 
 
-def degradation_points(db: str | Path, protocol_hash: str) -> pd.DataFrame:
-    return run_query(db, "degradation_points", [protocol_hash])
+def relative_scores(db: str | Path, protocol_id: str) -> pd.DataFrame:
+    return run_query(db, "relative_scores", [protocol_id])
+
+
+def degradation_points(db: str | Path, protocol_id: str) -> pd.DataFrame:
+    return run_query(db, "degradation_points", [protocol_id])
 
 
 def languages(db: str | Path) -> pd.DataFrame:
@@ -238,8 +270,8 @@ def model_benchmarks(db: str | Path, model_key: str) -> pd.DataFrame:
 
 NAMED: dict[str, Callable[..., pd.DataFrame]] = {
     f.__name__: f for f in (
-        tables, overview, protocols, models, main_scores, relative_scores, degradation_points,
-        languages, benchmark_shapes, benchmarks_at, model_record, model_score_summary,
+        tables, overview, protocols, protocol_members, models, main_scores, relative_scores,
+        degradation_points, languages, benchmark_shapes, benchmarks_at, model_record, model_score_summary,
         model_seed_scores, model_runs, model_benchmarks,
     )
 }

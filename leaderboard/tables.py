@@ -83,8 +83,9 @@ def build_leaderboard(scores: pd.DataFrame, relative: pd.DataFrame,
     tasks = ordered_tasks(scores["task"].unique())
     base = scores[MODEL_COLUMNS].drop_duplicates(["model_key", "language"]).set_index(
         ["model_key", "language"])
+    # dropna=False: with a single seed every std is NULL, and the column must still exist
     wide = scores.pivot_table(index=["model_key", "language"], columns="task",
-                              values=["mean", "std", "n", "derived"], aggfunc="first")
+                              values=["mean", "std", "n", "derived"], aggfunc="first", dropna=False)
     table = base.copy()
     for task in tasks:
         table[task] = wide[("mean", task)].astype(float)

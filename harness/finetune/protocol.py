@@ -71,6 +71,14 @@ class Protocol(_Overrides):
     profile: Literal["quick", "full"] = "quick"
     tasks: dict[str, TaskOverrides] = Field(default_factory=dict)
 
+    def family_id(self) -> str:
+        """The hash of the whole section (profile, overrides, per-task overrides): the runs of a
+        grid's tasks under one section form a protocol family, which is what a leaderboard
+        compares (each task has its own resolved protocol within it)."""
+        blob = json.dumps({"version": PROTOCOL_VERSION, **self.model_dump(mode="json")},
+                          sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
     def resolve(self, task: str) -> "ResolvedProtocol":
         values = dict(PROFILES[self.profile])
         values.update(PROFILE_KIND_DEFAULTS[self.profile].get(_task_kind(task), {}))

@@ -59,7 +59,7 @@ def render(ctx: ViewContext) -> None:
 
     st.markdown("#### Scores")
     summary = data.load("model_score_summary", ctx.db, key)
-    summary = summary[summary["protocol_hash"] == ctx.protocol]
+    summary = summary[ctx.in_protocol(summary)]
     if summary.empty:
         st.info(f"No finished runs of this model under this protocol. "
                 f"Run `{dbstate.EVAL_CMD}`.")
@@ -75,7 +75,7 @@ def render(ctx: ViewContext) -> None:
                      column_config={"mean": st.column_config.NumberColumn(format="%.4f"),
                                     "std": st.column_config.NumberColumn(format="%.4f")})
         per_seed = data.load("model_seed_scores", ctx.db, key)
-        per_seed = per_seed[(per_seed["protocol_hash"] == ctx.protocol) & per_seed["is_main"]]
+        per_seed = per_seed[ctx.in_protocol(per_seed) & per_seed["is_main"]]
         if not per_seed.empty:
             st.caption("Main metric per seed (test and dev split of the selected checkpoint):")
             wide = per_seed.pivot_table(index=["task", "language", "split", "metric"],

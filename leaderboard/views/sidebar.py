@@ -24,13 +24,16 @@ def render(db: str, state: DbState) -> ViewContext:
                + (f" · {failed} failed" if failed else ""))
 
     protocols = data.load("protocols", db)
-    protocol = protocols["protocol_hash"].iloc[0]
+    protocol = protocols["protocol_id"].iloc[0]
     if len(protocols) > 1:
-        counts = dict(zip(protocols["protocol_hash"], protocols["n_runs"]))
+        labels = {row.protocol_id: f"{row.profile + ' · ' if row.profile else ''}{row.protocol_id[:12]} "
+                                   f"({row.n_runs} runs)" for row in protocols.itertuples()}
         protocol = sb.selectbox(
-            "Fine-tuning protocol", list(counts), key="protocol",
-            format_func=lambda p: f"{p[:12]} ({counts[p]} runs)",
-            help="Scores of different protocols are never compared with each other.")
+            "Fine-tuning protocol", list(labels), key="protocol", format_func=labels.get,
+            help="A grid's protocol section (each task has its own settings within it). "
+                 "Scores of different protocols are never compared with each other.")
+    members = data.load("protocol_members", db, protocol)
+    protocol_members = frozenset(zip(members["task"], members["protocol_hash"]))
 
     scores = data.load("main_scores", db, protocol)
     langs = data.load("languages", db)
@@ -69,5 +72,6 @@ def render(db: str, state: DbState) -> ViewContext:
                  int(row["seq_len"]))
         memory_title = ("peak RSS (MB)" if row["device"] == "cpu"
                         else "peak allocated (MB)")
-    return ViewContext(db=db, state=state, protocol=protocol, filters=filters, shape=shape,
+    return ViewContext(db=db, state=state, protocol=protocol, protocol_members=protocol_members,
+                       filters=filters, shape=shape,
                        shape_label=label, memory_title=memory_title, language_names=names)

@@ -112,7 +112,7 @@ def _add_model(store: Store, demo: DemoDB, rec: ModelRecord) -> None:
                                   "compression_ratio": rec.compression_ratio}
 
 
-def build_demo_db(path: Path, *, benchmarks: bool = True) -> DemoDB:
+def build_demo_db(path: Path, *, benchmarks: bool = True, seeds: tuple[int, ...] = SEEDS) -> DemoDB:
     store = Store(path).init()
     demo = DemoDB(path)
     store.upsert_languages([
@@ -136,7 +136,7 @@ def build_demo_db(path: Path, *, benchmarks: bool = True) -> DemoDB:
 
     for lang, tasks in TASKS_BY_LANGUAGE.items():
         for task in tasks:
-            for seed in SEEDS:
+            for seed in seeds:
                 _record_run(store, demo, TEACHER, task, lang, seed,
                             _teacher_score(task, lang, seed, TEACHER))
         for chain, (total, emb, strength, suffix) in RECIPES.items():
@@ -150,14 +150,14 @@ def build_demo_db(path: Path, *, benchmarks: bool = True) -> DemoDB:
                           "params": {"total": total, "embedding": emb}},
                 compression_ratio=TEACHER_PARAMS[0] / total))
             for task in tasks:
-                for seed in SEEDS:
+                for seed in seeds:
                     t = _teacher_score(task, lang, seed, TEACHER)
                     value = (t * (1 - _true_drop(lang, strength, task))
                              + 0.003 * _jitter(key, task, seed))
                     _record_run(store, demo, key, task, lang, seed, value)
 
     for lang in ("slk_Latn", "swh_Latn", "mlt_Latn"):
-        for seed in SEEDS:
+        for seed in seeds:
             _record_run(store, demo, MBERT, "topic", lang, seed,
                         _teacher_score("topic", lang, seed, MBERT))
     mb_key = "mbert-slk-d6"
@@ -168,7 +168,7 @@ def build_demo_db(path: Path, *, benchmarks: bool = True) -> DemoDB:
         stage_chain="depth(6,last_k) > distill", params_total=120_000_000,
         params_embedding=MBERT_PARAMS[1], params_non_embedding=120_000_000 - MBERT_PARAMS[1],
         compression_ratio=MBERT_PARAMS[0] / 120_000_000))
-    for seed in SEEDS:
+    for seed in seeds:
         _record_run(store, demo, mb_key, "topic", "slk_Latn", seed,
                     _teacher_score("topic", "slk_Latn", seed, MBERT) - 0.02)
 
@@ -178,7 +178,7 @@ def build_demo_db(path: Path, *, benchmarks: bool = True) -> DemoDB:
     store.fail_run(failed, "Traceback ...\nRuntimeError: out of memory")
     store.start_run(RunInfo(key=RunKey(TEACHER, "ner", "gle_Latn", 2, PROTOCOL),
                             dataset="ner-gle", derived=False, derivation=None))
-    for seed in SEEDS:
+    for seed in seeds:
         _record_run(store, demo, TEACHER, "topic", "slk_Latn", seed, 0.10, protocol=OTHER_PROTOCOL)
 
     if benchmarks:

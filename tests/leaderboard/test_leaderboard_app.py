@@ -470,3 +470,39 @@ def test_locked_database_shows_a_message_then_recovers(demo_db, tmp_path, monkey
         writer.communicate("\n", timeout=30)
     at.run()
     assert not at.exception and len(frame(at, "Model").value) > 0
+
+
+def test_a_single_seed_database_renders_every_view(tmp_path, monkeypatch):
+    """One seed (the default example) gives no standard deviation at all: nothing may break."""
+    from lb_demo_db import build_demo_db
+
+    one = build_demo_db(tmp_path / "one-seed.duckdb", seeds=(7,))
+    at = open_app(one.path, monkeypatch)
+    for view in VIEWS:
+        show(at, view)
+    shown = display_values(frame(show(at, "Leaderboard"), "topic"))
+    cells = [c for c in shown["topic"] if isinstance(c, str) and c]
+    assert cells and all("(n=1)" in c and "±" not in c for c in cells), cells[:5]
+
+
+def test_a_protocol_family_shows_every_task_with_its_own_settings(tmp_path, monkeypatch):
+    """Token tasks resolve to other settings (another hash) than sequence tasks within one grid's
+    protocol: the leaderboard must show both under the one family, never one task alone."""
+    store = Store(tmp_path / "family.duckdb").init()
+    for key, kind, total in (("teach", "teacher", 100), ("small", "compressed", 10)):
+        store.upsert_model(ModelRecord(key, key, kind, "x", "teach", total, total // 2, total // 2,
+                                       language="mlt_Latn" if kind == "compressed" else None,
+                                       teacher_data="cc100"))
+    hashes = {"topic": "h-topic", "pos": "h-pos"}
+    store.register_protocol("fam", [(t, h, "quick", {}) for t, h in hashes.items()])
+    values = {("teach", "topic"): 0.8, ("teach", "pos"): 0.9, ("small", "topic"): 0.6, ("small", "pos"): 0.81}
+    for (model, task), value in values.items():
+        key = RunKey(model, task, "mlt_Latn", 1, hashes[task])
+        store.start_run(RunInfo(key, "d", False, None))
+        metric = "accuracy" if task == "topic" else "upos_accuracy"
+        store.finish_run(key, RunResult([Score("test", metric, value, True)], 1, 1, 1, 1, 0.0, 0.0))
+    at = open_app(store.path, monkeypatch)
+    table = frame(show(at, "Leaderboard"), "Model").value
+    small = table[table["Model"] == "small"].iloc[0]
+    assert small["topic"] == pytest.approx(0.6) and small["pos"] == pytest.approx(0.81)
+    assert small["Rel. score"] == pytest.approx((0.6 / 0.8 + 0.81 / 0.9) / 2 * 100)

@@ -36,7 +36,7 @@ def test_values_are_bound_not_spliced(demo_db):
 
 def test_every_named_query_runs_on_a_read_only_file(demo_db):
     for name, fn in queries.NAMED.items():
-        params = {"main_scores": [PROTOCOL], "relative_scores": [PROTOCOL],
+        params = {"main_scores": [PROTOCOL], "relative_scores": [PROTOCOL], "protocol_members": [PROTOCOL],
                   "degradation_points": [PROTOCOL],
                   "benchmarks_at": ["forward", "cpu", "fp32", 1, 128]}.get(
             name, ["me5-small"] if name.startswith("model_") else [])
