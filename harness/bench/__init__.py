@@ -5,6 +5,8 @@
 - `commands.bench(...)`: the body of `harness bench` (measure, then print the table).
 - Trackers: `latency.measure_latency` / `time_once`, `memory.MemoryTracker`; `isolate.run_in_child`
   runs each measurement in a fresh process; `shapes` builds the shape grid and the inputs.
+- `repeats.Rounds` runs every job in `repeats` processes, interleaved across models, with
+  separate memory processes; `combine.combine` turns a row's processes into its figures.
 """
 from harness.bench.config import BenchSection, load_bench_section
 from harness.bench.runner import BenchModel, bench_models

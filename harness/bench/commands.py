@@ -14,8 +14,12 @@ from harness.bench.runner import BenchModel, bench_models, plan_jobs
 from harness.env import environment
 from harness.store import Store
 
-COLUMNS = ("model", "target", "device", "dtype", "batch", "length", "p50 ms", "p90 ms", "seq/s",
-           "tok/s", "peak MB", "model MB", "speed-up", "mem ratio")
+COLUMNS = ("model", "target", "device", "dtype", "batch", "length", "reps", "p50 ms", "p90 ms",
+           "seq/s", "tok/s", "peak MB", "model MB", "speed-up", "mem ratio")
+FIRST_NUMERIC = COLUMNS.index("reps")
+# A row whose processes spread by more than this ((max - min) / median) is flagged unstable.
+UNSTABLE_SPREAD = 0.10
+UNSTABLE_MARK = "!"
 
 
 def _num(value: Any, digits: int = 1) -> str:
@@ -24,10 +28,29 @@ def _num(value: Any, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _with_spread(value: Any, spread: float | None, digits: int) -> str:
+    """'47.30 ±4%': the figure and the spread of its processes; '!' marks an unstable one."""
+    text = _num(value, digits)
+    if value is None or spread is None:
+        return text
+    mark = UNSTABLE_MARK if spread > UNSTABLE_SPREAD else ""
+    return f"{text} ±{spread * 100:.0f}%{mark}"
+
+
+def is_unstable(row: dict[str, Any]) -> bool:
+    """Whether the latency or the memory shown for the row spread beyond UNSTABLE_SPREAD."""
+    return row.get("status") == "done" and any(
+        (row.get(col) or 0) > UNSTABLE_SPREAD for col in ("latency_p50_spread", _memory_spread_column(row)))
+
+
+def _memory_spread_column(row: dict[str, Any]) -> str:
+    return "cuda_peak_allocated_spread" if row["device"] == "cuda" else "cpu_model_rss_spread"
+
+
 def _table_cells(row: dict[str, Any]) -> list[str]:
     is_teacher = row.get("teacher_key") == row["model_key"]
     cells = [row["model_key"], row["target"], row["device"], row["dtype"],
-             str(row["batch_size"] or "-"), str(row["seq_len"] or "-")]
+             str(row["batch_size"] or "-"), str(row["seq_len"] or "-"), str(row.get("repeats") or "-")]
     if row["status"] != "done":
         last = (row.get("error") or "").strip().splitlines()
         return cells + [f"failed: {last[-1][:90] if last else 'unknown error'}"]
@@ -36,9 +59,11 @@ def _table_cells(row: dict[str, Any]) -> list[str]:
     peak = row["cuda_peak_allocated_mb"] if cuda else row["cpu_peak_rss_mb"]
     own = row["cuda_peak_allocated_mb"] if cuda else row.get("cpu_model_rss_mb")
     mem_ratio = row["cuda_memory_ratio"] if cuda else row.get("cpu_model_memory_ratio")
-    return cells + [_num(row["latency_p50_ms"], 2), _num(row["latency_p90_ms"], 2),
-                    _num(row["throughput_seq_s"]), _num(row["throughput_tok_s"], 0), _num(peak, 0),
-                    _num(own, 0), "teacher" if is_teacher else _num(row["speedup_p50"], 2),
+    return cells + [_with_spread(row["latency_p50_ms"], row.get("latency_p50_spread"), 2),
+                    _num(row["latency_p90_ms"], 2), _num(row["throughput_seq_s"]),
+                    _num(row["throughput_tok_s"], 0), _num(peak, 0),
+                    _with_spread(own, row.get(_memory_spread_column(row)), 0),
+                    "teacher" if is_teacher else _num(row["speedup_p50"], 2),
                     "teacher" if is_teacher else _num(mem_ratio, 2)]
 
 
@@ -49,7 +74,7 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     for cells in body:
         for i, cell in enumerate(cells[:len(COLUMNS) - 1]):
             widths[i] = max(widths[i], len(cell))
-    numeric = set(range(4, len(COLUMNS)))
+    numeric = set(range(FIRST_NUMERIC, len(COLUMNS)))
 
     def line(cells: Sequence[str]) -> str:
         out = []
@@ -73,12 +98,29 @@ def environment_line(env: dict[str, Any], threads: int | None = None) -> str:
             f"{v.get('transformers')}, python {v.get('python')}; git {env.get('git_rev') or 'unknown'}")
 
 
-LEGEND = ("peak MB: on cpu the peak resident memory of the measuring process, interpreter and "
+def method_line(section: BenchSection) -> str:
+    """How this call measures: repeats, and where memory comes from."""
+    env = section.memory_env()
+    where = ("memory in separate processes with " + ", ".join(f"{k}={v}" for k, v in env.items())
+             if env else "memory in the latency processes (allocator defaults)")
+    return (f"{section.repeats} fresh process(es) per row, in rounds interleaved across the models; "
+            f"{where}")
+
+
+LEGEND = ("reps: fresh measuring processes per row, run in rounds interleaved across the models; "
+          "p50 ms is the median of their p50s; ±x% is their spread, (max - min) / median. "
+          "peak MB: on cpu the peak resident memory of the measuring process, interpreter and "
           "libraries included; on cuda torch's peak allocated memory. model MB: what the model and "
-          "its work add (cpu: peak - the process's RSS before loading). speed-up = teacher p50 / "
-          "model p50; mem ratio = model MB / teacher's model MB (same target, device, dtype, shape). "
-          "'load' times disk to ready (one value per measuring process); 'first_forward' is the "
-          "cold call of a fresh process. Definitions: docs/benchmarks.md.")
+          "its work add (cpu: peak - the process's RSS before loading); memory is the median of "
+          "the memory processes (glibc's mmap threshold fixed) unless memory_mmap_threshold is "
+          "null. speed-up = teacher p50 / model p50; mem ratio = model MB / teacher's model MB "
+          "(same target, device, dtype, shape). 'load' times disk to ready (one value per "
+          "measuring process); 'first_forward' is the cold call of a fresh process. Definitions: "
+          "docs/benchmarks.md.")
+UNSTABLE_LEGEND = (f"{UNSTABLE_MARK} unstable: the row's processes spread by more than "
+                   f"{UNSTABLE_SPREAD:.0%}, so the figure is not yet a measurement: measure it again "
+                   f"with more repeats, a longer min_duration_s, fixed threads, on a quiet machine "
+                   f"(harness bench --force; docs/benchmarks.md, 'Trusting a figure').")
 
 
 def wanted_keys(models: Sequence[BenchModel], section: BenchSection) -> set[RowKey]:
@@ -107,8 +149,12 @@ def bench(models: list[BenchModel], section: BenchSection, store: Store,
             if RowKey(r["model_key"], r["target"], r["device"], r["dtype"], r["batch_size"],
                       r["seq_len"]) in wanted]
     echo(environment_line(environment(), section.threads))
+    echo(method_line(section))
     echo(format_table(rows))
     echo(LEGEND)
+    unstable = sum(is_unstable(r) for r in rows)
+    if unstable:
+        echo(f"{unstable} of {len(rows)} rows unstable; {UNSTABLE_LEGEND}")
     for note in notes:
         echo(f"note: {note}")
     failed = sum(r["status"] != "done" for r in rows)

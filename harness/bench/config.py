@@ -15,6 +15,9 @@
       min_duration_s: 2.0
       threads: null              # torch intra-op threads in the measuring process (null: torch's default)
       seed: 0                    # synthetic input ids
+      repeats: 3                 # fresh processes per row, in rounds interleaved across the models
+      memory_mmap_threshold: 65536  # memory measured in separate processes with glibc's mmap
+                                    # threshold fixed (bytes); null: latency processes measure it too
 """
 from __future__ import annotations
 
@@ -29,6 +32,8 @@ DEVICES = ("cpu", "cuda")
 DTYPES = ("fp32", "bf16", "fp16")
 TARGETS = ("load", "first_forward", "forward", "real")
 AUTO_DTYPES = {"cpu": ("fp32",), "cuda": ("fp32", "bf16")}
+# glibc ignores an mmap threshold above HEAP_MAX_SIZE / 2 (32 MiB on 64-bit systems).
+MAX_MMAP_THRESHOLD = 32 * 1024 * 1024
 _LANGUAGE = re.compile(r"^[a-z]{3}_[A-Z][a-z]{3}$")
 _CUDA_INDEX = re.compile(r"^cuda:\d+$")
 
@@ -71,6 +76,8 @@ class BenchSection(BaseModel):
     min_duration_s: float = 2.0
     threads: int | None = None
     seed: int = 0
+    repeats: int = 3
+    memory_mmap_threshold: int | None = 65536
 
     @field_validator("batch_sizes", "seq_lens", mode="after")
     @classmethod
@@ -113,7 +120,7 @@ class BenchSection(BaseModel):
                                  f"such as 'mlt_Latn'")
         return list(dict.fromkeys(value))
 
-    @field_validator("real_max_length", "min_iterations", mode="after")
+    @field_validator("real_max_length", "min_iterations", "repeats", mode="after")
     @classmethod
     def _at_least_one(cls, value: int) -> int:
         if value < 1:
@@ -140,6 +147,24 @@ class BenchSection(BaseModel):
         if value is not None and value < 1:
             raise ValueError(f"{value!r} is not allowed; allowed: null or an integer >= 1")
         return value
+
+    @field_validator("memory_mmap_threshold", mode="after")
+    @classmethod
+    def _mmap_threshold(cls, value: int | None) -> int | None:
+        if value is not None and not 1 <= value <= MAX_MMAP_THRESHOLD:
+            raise ValueError(f"{value!r} is not allowed; allowed: null or bytes from 1 to "
+                             f"{MAX_MMAP_THRESHOLD} (glibc ignores larger thresholds)")
+        return value
+
+    def memory_env(self) -> dict[str, str] | None:
+        """The environment of the memory processes, or None when the latency processes measure
+        memory too. Fixing glibc's mmap threshold turns off its dynamic adjustment, which made
+        the peak RSS of a process depend on the order its buffers were freed (see
+        docs/benchmarks.md); it also makes every large buffer fresh pages, which slows a forward
+        pass, hence separate processes."""
+        if self.memory_mmap_threshold is None:
+            return None
+        return {"MALLOC_MMAP_THRESHOLD_": str(self.memory_mmap_threshold)}
 
     # -- resolution against this machine -------------------------------------------------------
     def resolved_devices(self, cuda_available: bool | None = None) -> list[str]:

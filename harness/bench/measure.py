@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import inspect
+import os
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,7 +192,9 @@ def run_job(job: Job) -> dict[str, Any]:
 
     results["load"] = _measured(tracker, do_load)
     process = {"torch_threads": torch.get_num_threads(),
-               "cpu_baseline_rss_mb": tracker.baseline_rss_mb}
+               "cpu_baseline_rss_mb": tracker.baseline_rss_mb,
+               # glibc allocator settings this process started with (memory processes fix one)
+               "malloc_env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}}
     if "model" not in loaded:
         return {"targets": results, "process": process}
     model = loaded["model"]

@@ -13,17 +13,19 @@ from typing import Any, Iterable, Sequence
 from harness.store import Store, bench_id_for
 
 # What `harness bench` shows: the rows, the view's speed-up and memory ratios, and the memory the
-# model itself adds on CPU (peak RSS - the measuring process's baseline before loading; the
-# baseline is in environment.process until the table has a column for it).
+# model itself adds on CPU (peak RSS - the measuring process's baseline before loading; rows
+# written before the baseline had a column keep it in environment.process).
 TABLE_SQL = """
 WITH measured AS (
-    SELECT *, cpu_peak_rss_mb - TRY_CAST(environment->>'$.process.cpu_baseline_rss_mb' AS DOUBLE)
-              AS cpu_model_rss_mb
+    SELECT *, cpu_peak_rss_mb - coalesce(cpu_baseline_rss_mb,
+              TRY_CAST(environment->>'$.process.cpu_baseline_rss_mb' AS DOUBLE)) AS cpu_model_rss_mb
     FROM benchmarks
 )
 SELECT b.model_key, b.target, b.device, b.dtype, b.batch_size, b.seq_len, b.status, b.error,
-       b.n_iterations, b.latency_p50_ms, b.latency_p90_ms, b.throughput_seq_s, b.throughput_tok_s,
-       b.cpu_peak_rss_mb, b.cpu_model_rss_mb, b.cuda_peak_allocated_mb, v.speedup_p50,
+       b.n_iterations, b.repeats, b.latency_p50_ms, b.latency_p50_spread, b.latency_p90_ms,
+       b.throughput_seq_s, b.throughput_tok_s, b.cpu_peak_rss_mb, b.cpu_model_rss_mb,
+       b.cpu_peak_rss_spread, b.cpu_model_rss_spread, b.cuda_peak_allocated_mb,
+       b.cuda_peak_allocated_spread, v.speedup_p50,
        v.cpu_memory_ratio, v.cuda_memory_ratio,
        b.cpu_model_rss_mb / nullif(t.cpu_model_rss_mb, 0) AS cpu_model_memory_ratio, m.teacher_key
 FROM measured b
@@ -38,6 +40,9 @@ WHERE list_contains(?, b.model_key)
 ORDER BY b.device, b.dtype, b.target, b.batch_size, b.seq_len, m.teacher_key,
          b.model_key <> m.teacher_key, b.model_key
 """
+
+
+JSON_COLUMNS = ("raw_latencies_ms", "per_repeat", "environment")
 
 
 @dataclass(frozen=True, order=True)
@@ -86,7 +91,7 @@ def write_rows(store: Store, rows: Iterable[dict[str, Any]]) -> None:
         columns = set(_table_columns(con)) - {"created_at"}
         for row in rows:
             data = {k: v for k, v in row.items() if k in columns}
-            for k in ("raw_latencies_ms", "environment"):
+            for k in JSON_COLUMNS:
                 if k in data and data[k] is not None and not isinstance(data[k], str):
                     data[k] = json.dumps(data[k], default=str)
             names = list(data)

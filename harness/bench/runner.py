@@ -1,10 +1,12 @@
 """Plan and run the benchmarks of a set of models; store one row per (model, target, device,
 dtype, batch, length).
 
-Planning: for every model, device and dtype, each synthetic shape of the grid is one job (one
+Planning: for every model, device and dtype, each synthetic shape of the grid is one job (a
 fresh child process: load, first forward, steady forward) and each real batch size is one job.
-Every job loads the model, so the 'load' row (batch 0, length 0) summarises the load times of
-all jobs of its group; a group whose other rows are all stored gets one load-only job.
+Running: every job is run in `repeats` fresh processes, round by round across all models (see
+`bench_models`); `combine` turns a row's per-process results into its figures. Every process
+loads the model, so the 'load' row (batch 0, length 0) has one value per process of its group
+(all jobs, all repeats); a group whose other rows are all stored gets one load-only job.
 
 Rows already stored as 'done' are skipped unless `force`; 'failed' rows are measured again (the
 cause may be gone: more memory, a data directory). A failing target is stored as 'failed' with
@@ -13,18 +15,16 @@ its error, and the rest goes on.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
 from harness.bench.config import BenchSection, device_type
-from harness.bench.isolate import ChildFailed, run_in_child
-from harness.bench.latency import LatencyStats
-from harness.bench.measure import Job, run_job
+from harness.bench.measure import Job
+from harness.bench.repeats import Rounds, failed_row
 from harness.bench.results import RowKey, stored_done, write_rows
 from harness.bench.shapes import check_length, shape_grid
 from harness.env import environment
-from harness.progress import bar
 from harness.store import ModelRecord, Store
 
 LOAD_SHAPE = (0, 0)  # the load row's (batch_size, seq_len): loading has no input shape
@@ -128,61 +128,6 @@ def plan_jobs(models: Sequence[BenchModel], section: BenchSection, done: set[Row
     return Plan(groups, notes)
 
 
-# -- turning child results into rows ---------------------------------------------------------------
-
-def _row(key: RowKey, measured: dict[str, Any] | None, env: dict[str, Any], *,
-         error: str | None = None, extra_env: dict[str, Any] | None = None) -> dict[str, Any]:
-    row: dict[str, Any] = {"bench_id": key.bench_id, "model_key": key.model_key, "target": key.target,
-                           "device": key.device, "dtype": key.dtype, "batch_size": key.batch_size,
-                           "seq_len": key.seq_len}
-    memory = (measured or {}).get("memory") or {}
-    error = error or (measured or {}).get("error")
-    row_env = {**env, **(extra_env or {})}
-    if memory.get("notes"):
-        row_env["memory_notes"] = memory["notes"]
-    row["environment"] = row_env
-    for col in ("cpu_peak_rss_mb", "cpu_baseline_rss_mb", "cuda_peak_allocated_mb",
-                "cuda_peak_reserved_mb", "nvml_process_mb"):
-        row[col] = memory.get(col)
-    if error or not measured or not measured.get("values_ms"):
-        row.update(status="failed", error=error or "no measurement came back")
-        return row
-    stats = LatencyStats.from_values(measured["values_ms"])
-    row.update(
-        status="done", error=None, n_iterations=stats.count,
-        latency_mean_ms=stats.mean_ms, latency_std_ms=stats.std_ms, latency_p50_ms=stats.p50_ms,
-        latency_p90_ms=stats.p90_ms, latency_p95_ms=stats.p95_ms, latency_p99_ms=stats.p99_ms,
-        throughput_seq_s=(measured["n_sequences"] / stats.total_s) if measured.get("n_sequences") else None,
-        throughput_tok_s=(measured["n_tokens"] / stats.total_s) if measured.get("n_tokens") else None,
-        raw_latencies_ms=list(stats.values_ms),
-    )
-    for k in ("n_examples", "n_batches"):
-        if k in measured:
-            row["environment"][k] = measured[k]
-    return row
-
-
-def _load_row(key: RowKey, samples: list[dict[str, Any]], errors: list[str],
-              env: dict[str, Any], process: dict[str, Any]) -> dict[str, Any]:
-    """The load row: one latency value per child that loaded the model; memory is the largest
-    peak seen while loading (they agree to within noise: every child loads the same files)."""
-    if not samples:
-        return _row(key, None, env, error=errors[0] if errors else "the model was never loaded",
-                    extra_env={"process": process})
-    merged: dict[str, Any] = {"values_ms": [v for s in samples for v in s["values_ms"]],
-                              "n_sequences": 0, "n_tokens": 0}
-    memories = [s.get("memory") or {} for s in samples]
-    memory: dict[str, Any] = {}
-    for col in ("cpu_peak_rss_mb", "cuda_peak_allocated_mb", "cuda_peak_reserved_mb", "nvml_process_mb"):
-        values = [m[col] for m in memories if m.get(col) is not None]
-        memory[col] = max(values) if values else None
-    baselines = [m["cpu_baseline_rss_mb"] for m in memories if m.get("cpu_baseline_rss_mb") is not None]
-    memory["cpu_baseline_rss_mb"] = min(baselines) if baselines else None
-    memory["notes"] = sorted({n for m in memories for n in m.get("notes") or []})
-    merged["memory"] = memory
-    return _row(key, merged, env, extra_env={"process": process})
-
-
 def _register_model(store: Store, model: BenchModel, params: dict[str, int] | None,
                     params_by_key: dict[str, dict[str, int]]) -> None:
     """Add a minimal `models` row when the model is unknown, so v_bench_vs_teacher can pair it
@@ -210,6 +155,12 @@ def _register_model(store: Store, model: BenchModel, params: dict[str, int] | No
     ))
 
 
+def load_only(job: Job) -> Job:
+    """The job reduced to loading its model (for a load row whose other jobs cannot run)."""
+    return replace(job, batch_size=0, seq_len=0, targets=(), real_task=None, real_language=None,
+                   data_dir=None)
+
+
 def _length_problem(job: Job, configs: dict[str, Any]) -> str | None:
     """Why the job's length cannot run on its model, found without starting a process."""
     if not job.targets:
@@ -230,6 +181,12 @@ def bench_models(models: Sequence[BenchModel], section: BenchSection, store: Sto
                  notes: list[str] | None = None) -> list[dict[str, Any]]:
     """Measure every (model, device, dtype, target, shape) of the grid that is not stored yet.
 
+    Every job runs in `section.repeats` fresh processes, in rounds interleaved across all the
+    models of the call (round 1: every job once, in plan order; round 2: every job again; ...),
+    so a slow drift of the host touches every model alike. A row is written when its last repeat
+    is done (or at once when it has failed: a row with a failed repeat is failed, and a job all
+    of whose rows failed is not repeated further).
+
     Returns the rows written by this call (dicts of `benchmarks` columns). Notes about targets
     that could not be planned (e.g. 'real' without a language) are appended to `notes`.
     """
@@ -241,53 +198,31 @@ def bench_models(models: Sequence[BenchModel], section: BenchSection, store: Sto
     plan = plan_jobs(models, section, done, data_dir=data_dir)
     if notes is not None:
         notes.extend(plan.notes)
-    env = environment()
+    env = {**environment(), "repeats": section.repeats, "memory_env": section.memory_env()}
     written: list[dict[str, Any]] = []
     params_by_key: dict[str, dict[str, int]] = {}
     configs: dict[str, Any] = {}
+
+    def write(rows: list[dict[str, Any]]) -> None:
+        write_rows(store, rows)
+        written.extend(rows)
+
+    def on_params(model: BenchModel, params: dict[str, int]) -> None:
+        params_by_key.setdefault(model.model_key, params)
+        _register_model(store, model, params, params_by_key)
+
+    rounds = Rounds(section, env, write, on_params)
     # Teachers first, so a student's compression ratio can use its teacher's count.
-    groups = sorted(plan.groups, key=lambda g: g.model.teacher_key != g.model.model_key)
-    with bar(total=plan.n_jobs, desc="benchmark", unit="job") as progress:
-        for group in groups:
-            load_samples: list[dict[str, Any]] = []
-            load_errors: list[str] = []
-            process: dict[str, Any] = {}
-            for planned in group.jobs:
-                progress.set_postfix_str(f"{group.model.model_key} {planned.job.describe()}")
-                rows: list[dict[str, Any]] = []
-                problem = _length_problem(planned.job, configs)
-                if problem:
-                    rows = [_row(k, None, env, error=problem) for k in planned.keys.values()]
-                    write_rows(store, rows)
-                    written.extend(rows)
-                    progress.update(1)
-                    continue
-                try:
-                    result = run_in_child(run_job, planned.job)
-                except ChildFailed as exc:
-                    load_errors.append(str(exc))
-                    rows = [_row(k, None, env, error=str(exc)) for k in planned.keys.values()]
-                else:
-                    process = result["process"]
-                    load = result["targets"]["load"]
-                    if "error" in load:
-                        load_errors.append(load["error"])
-                    else:
-                        load_samples.append(load)
-                    params = process.get("params")
-                    if params:
-                        params_by_key.setdefault(group.model.model_key, params)
-                        _register_model(store, group.model, params, params_by_key)
-                    for target, key in planned.keys.items():
-                        measured = result["targets"].get(target)
-                        if measured is None and "error" in load:
-                            measured = {"error": "not run: the model did not load\n" + load["error"]}
-                        rows.append(_row(key, measured, env, extra_env={"process": process}))
-                write_rows(store, rows)
-                written.extend(rows)
-                progress.update(1)
-            if group.load_key is not None:
-                row = _load_row(group.load_key, load_samples, load_errors, env, process)
-                write_rows(store, [row])
-                written.append(row)
+    for group in sorted(plan.groups, key=lambda g: g.model.teacher_key != g.model.model_key):
+        runnable = []
+        for planned in group.jobs:
+            problem = _length_problem(planned.job, configs)
+            if problem:  # known before any process: failed at once, never repeated
+                write([failed_row(k, problem, env) for k in planned.keys.values()])
+            else:
+                runnable.append(planned)
+        if not runnable and group.load_key is not None:
+            runnable.append(PlannedJob(load_only(group.jobs[0].job), {}))
+        rounds.add_group(group, runnable)
+    rounds.run()
     return written

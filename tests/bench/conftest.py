@@ -25,10 +25,11 @@ def tiny_student(tiny_bert: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def quick_section() -> BenchSection:
-    """Few iterations, one thread, CPU only: enough to exercise every code path quickly."""
+    """Few iterations, one thread, CPU only, one process per row (no repeats, memory measured by
+    the latency process): enough to exercise every code path quickly."""
     return BenchSection(batch_sizes=[2], seq_lens=[8], devices=["cpu"], warmup=0,
-                        min_iterations=3, min_duration_s=0.0, threads=1,
-                        targets=["load", "first_forward", "forward"])
+                        min_iterations=3, min_duration_s=0.0, threads=1, repeats=1,
+                        memory_mmap_threshold=None, targets=["load", "first_forward", "forward"])
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.bench import runner
+from harness.bench import repeats
 from harness.bench.commands import bench, format_table
 from harness.bench.config import BenchSection
 from harness.bench.isolate import ChildFailed
@@ -103,11 +103,11 @@ def test_rows_round_trip_and_replace_by_key(store):
 def test_a_dead_child_fails_its_rows_and_the_rest_goes_on(monkeypatch, store, quick_section):
     calls = []
 
-    def fake_run_in_child(fn, job):
+    def fake_run_in_child(fn, job, env=None):
         calls.append(job)
         raise ChildFailed("the measuring process was killed by SIGKILL (likely out of memory)")
 
-    monkeypatch.setattr(runner, "run_in_child", fake_run_in_child)
+    monkeypatch.setattr(repeats, "run_in_child", fake_run_in_child)
     section = quick_section.model_copy(update={"seq_lens": [8, 16]})
     rows = bench_models(_models()[:2], section, store)
     assert len(calls) == 4  # every job was tried
@@ -119,7 +119,8 @@ def test_a_dead_child_fails_its_rows_and_the_rest_goes_on(monkeypatch, store, qu
 # -- measuring for real --------------------------------------------------------------------------
 
 def test_end_to_end_bench_of_a_tiny_teacher_and_student(store, quick_section, tiny_bert, tiny_student):
-    section = quick_section.model_copy(update={"seq_lens": [8, 100]})  # 100 > 64 positions
+    # 100 > 64 positions; memory measured in separate processes (one per job with one repeat)
+    section = quick_section.model_copy(update={"seq_lens": [8, 100], "memory_mmap_threshold": 65536})
     models = [BenchModel("tiny", tiny_bert, "tiny"), BenchModel("tiny-1l", tiny_student, "tiny", "mlt_Latn")]
     printed: list[str] = []
     table = bench(models, section, store, echo=printed.append)
@@ -138,7 +139,10 @@ def test_end_to_end_bench_of_a_tiny_teacher_and_student(store, quick_section, ti
         assert len(raw) == r["n_iterations"] and all(v > 0 for v in raw)
         assert r["latency_p50_ms"] <= r["latency_p90_ms"] <= r["latency_p99_ms"]
         env = json.loads(r["environment"])
-        assert env["process"]["torch_threads"] == 1
+        assert env["process"]["torch_threads"] == 1 and env["process"]["malloc_env"] == {}
+        assert env["memory_env"] == {"MALLOC_MMAP_THRESHOLD_": "65536"} and r["repeats"] == 1
+        assert r["latency_p50_spread"] is None and r["cpu_model_rss_spread"] is None
+        assert len(json.loads(r["per_repeat"])["cpu_peak_rss_mb"]) == 1
         baseline = env["process"]["cpu_baseline_rss_mb"]
         assert r["cpu_peak_rss_mb"] > baseline > 50  # an interpreter with torch imported
         assert r["cuda_peak_allocated_mb"] is None
@@ -194,16 +198,25 @@ def test_real_target_counts_whole_passes_over_the_examples(monkeypatch, tiny_ber
     assert out["n_tokens"] == passes * sum(len(tok(t)["input_ids"]) for t in texts)
 
 
-def test_load_row_has_one_value_per_process_and_the_largest_peak():
+def test_load_row_has_one_value_per_process_and_the_median_peak():
     key = RowKey("m", "load", "cpu", "fp32", 0, 0)
-    samples = [{"values_ms": [100.0], "memory": {"cpu_peak_rss_mb": 900.0, "cpu_baseline_rss_mb": 400.0}},
-               {"values_ms": [120.0], "memory": {"cpu_peak_rss_mb": 950.0, "cpu_baseline_rss_mb": 410.0,
-                                                 "notes": ["n"]}}]
-    row = runner._load_row(key, samples, [], {"versions": {}}, {"torch_threads": 1})
-    assert row["status"] == "done" and row["n_iterations"] == 2
-    assert row["latency_p50_ms"] == pytest.approx(110.0)
+    memories = [{"cpu_peak_rss_mb": 900.0, "cpu_baseline_rss_mb": 400.0},
+                {"cpu_peak_rss_mb": 950.0, "cpu_baseline_rss_mb": 410.0, "notes": ["n"]},
+                {"cpu_peak_rss_mb": 990.0, "cpu_baseline_rss_mb": 410.0}]
+    samples = [{"values_ms": [v], "memory": m} for v, m in zip([100.0, 120.0, 180.0], memories)]
+    row = repeats.load_row(key, repeats.GroupLoads(samples=samples), {"versions": {}})
+    assert row["status"] == "done" and row["n_iterations"] == row["repeats"] == 3
+    assert row["latency_p50_ms"] == 120.0 and row["latency_p50_spread"] == pytest.approx(80 / 120)
     assert row["cpu_peak_rss_mb"] == 950.0 and row["environment"]["memory_notes"] == ["n"]
-    failed = runner._load_row(key, [], ["Traceback\nOSError: no weights"], {}, {})
+    # With memory processes, the memory comes from them only.
+    separate = repeats.load_row(key, repeats.GroupLoads(samples=samples, memories=memories[:2]), {},
+                               separate_memory=True)
+    assert separate["cpu_peak_rss_mb"] == 925.0 and separate["n_iterations"] == 3
+    missing = repeats.load_row(key, repeats.GroupLoads(samples=samples, deaths=["killed"]), {},
+                              separate_memory=True)
+    assert missing["status"] == "failed" and missing["error"] == "killed"
+    failed = repeats.load_row(key, repeats.GroupLoads(samples=samples,
+                                                     errors=["Traceback\nOSError: no weights"]), {})
     assert failed["status"] == "failed" and "no weights" in failed["error"]
 
 
@@ -265,6 +278,6 @@ def test_format_table_shows_figures_failures_and_the_teacher():
     lines = text.splitlines()
     assert lines[0].split()[:3] == ["model", "target", "device"]
     assert "teacher" in lines[2] and "2.00" in lines[3] and "0.50" in lines[3] and "0.80" not in lines[3]
-    assert lines[2].split()[10:12] == ["900", "480"]  # peak MB, model MB
+    assert lines[2].split()[11:13] == ["900", "480"]  # peak MB, model MB
     assert lines[4].endswith("failed: RuntimeError: out of memory")
     assert "12,800" in lines[2]
