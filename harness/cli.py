@@ -171,13 +171,22 @@ def results_command(
     db: Optional[Path] = DbOption,
     split: str = typer.Option("test", "--split", help="test or dev"),
     model: Optional[str] = typer.Option(None, "--model", help="only this model key"),
+    vs_teacher: bool = typer.Option(False, "--vs-teacher",
+                                    help="one row per model and language: size, every task's score and "
+                                         "its change against the teacher"),
+    pattern: str = typer.Option("*", "--models-like",
+                                help="with --vs-teacher: compressed model keys to show (shell pattern)"),
 ) -> None:
     """Print the summary table (mean, std, n per model, task and language) from the database."""
+    from harness.report import teacher_comparison
     from harness.runner import format_summary
 
     store = _store(db)
     if not store.path.exists():
         raise UserError(f"no results database at {store.path}: run `harness eval --models examples/grid.yaml` first")
+    if vs_teacher:
+        typer.echo(teacher_comparison(store, pattern) or f"no finished runs in {store.path}")
+        return
     columns, rows = store.summary(split=split)
     if not rows:
         typer.echo(f"no finished runs in {store.path}")

@@ -247,8 +247,9 @@ def format_summary(columns: list[str], rows: list[tuple], model_keys: Iterable[s
     """The summary table: mean, std and n per model, task, language and metric."""
     keep = set(model_keys) if model_keys is not None else None
     idx = {c: i for i, c in enumerate(columns)}
+    width = max([5] + [len(r[idx["model_key"]]) for r in rows])   # keys are unique only in full
     lines = []
-    header = f"{'model':<34} {'task':<12} {'language':<9} {'metric':<15} {'mean':>7} {'std':>7} {'n':>3}"
+    header = f"{'model':<{width}} {'task':<12} {'language':<9} {'metric':<15} {'mean':>7} {'std':>7} {'n':>3}"
     lines += [header, "-" * len(header)]
     for row in rows:
         if keep is not None and row[idx["model_key"]] not in keep:
@@ -256,7 +257,7 @@ def format_summary(columns: list[str], rows: list[tuple], model_keys: Iterable[s
         std = row[idx["std"]]
         flag = "  (derived split)" if row[idx["derived"]] else ""
         lines.append(
-            f"{row[idx['model_key']][:34]:<34} {row[idx['task']]:<12} {row[idx['language']]:<9} "
+            f"{row[idx['model_key']]:<{width}} {row[idx['task']]:<12} {row[idx['language']]:<9} "
             f"{row[idx['metric']]:<15} {row[idx['mean']]:>7.4f} "
             f"{(f'{std:.4f}' if std is not None else '-'):>7} {row[idx['n']]:>3}{flag}")
     return "\n".join(lines)

@@ -1,0 +1,77 @@
+"""The teacher-comparison table of `harness results --vs-teacher`: per language, the teacher and
+each compressed point of it, their size, the main test score of every task (mean +- std over
+seeds, n) and the change against the teacher's score on the same task, language and protocol."""
+from __future__ import annotations
+
+import fnmatch
+import statistics
+from collections import defaultdict
+from typing import Any
+
+from harness.store import Store
+
+TASK_ORDER = ("topic", "sentiment", "ner", "pos")
+
+_SQL = """
+SELECT m.model_key, m.name, m.kind, m.teacher_key, coalesce(m.language, st.language) AS model_language,
+       m.params_total, m.compression_ratio, m.stage_chain,
+       st.task, st.language, st.protocol_hash, st.metric, st.mean, st.std, st.n, st.derived,
+       tt.mean AS teacher_mean
+FROM v_main_test st
+JOIN models m ON m.model_key = st.model_key
+LEFT JOIN v_main_test tt ON tt.model_key = m.teacher_key AND tt.task = st.task
+     AND tt.language = st.language AND tt.protocol_hash = st.protocol_hash AND tt.metric = st.metric
+ORDER BY st.language, m.teacher_key, m.params_total DESC, m.model_key, st.task
+"""
+
+
+def _cell(row: dict[str, Any], is_teacher: bool) -> str:
+    std = f"±{row['std']:.3f}" if row["std"] is not None else ""
+    text = f"{row['mean']:.3f}{std} ({row['n']})" + ("†" if row["derived"] else "")
+    if not is_teacher and row["teacher_mean"]:
+        text += f" {100 * (row['mean'] / row['teacher_mean'] - 1):+.1f}%"
+    return text
+
+
+def teacher_comparison(store: Store, pattern: str = "*") -> str:
+    """The table as text; `pattern` (shell-style, e.g. '*L6*') selects compressed model keys; the
+    teachers are always shown."""
+    with store.connect(read_only=True) as con:
+        cur = con.execute(_SQL)
+        names = [d[0] for d in cur.description]
+        rows = [dict(zip(names, r)) for r in cur.fetchall()]
+    if not rows:
+        return ""
+    by_model: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
+    facts: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in rows:
+        if r["kind"] != "teacher" and not fnmatch.fnmatch(r["model_key"], pattern):
+            continue
+        key = (r["language"], r["model_key"])
+        kept = by_model[key].get(r["task"])
+        if kept is None or r["n"] > kept["n"]:   # several protocols: the one with most seeds
+            by_model[key][r["task"]] = r
+        facts[key] = r
+    tasks = [t for t in TASK_ORDER if any(t in v for v in by_model.values())]
+    tasks += sorted({t for v in by_model.values() for t in v} - set(tasks))
+    header = ["language", "model", "params", "fewer", *tasks, "rel. score"]
+    body: list[list[str]] = []
+    order = sorted(facts, key=lambda k: (k[0], facts[k]["teacher_key"],
+                                         facts[k]["kind"] != "teacher", -(facts[k]["params_total"] or 0), k[1]))
+    for key in order:
+        f, scores = facts[key], by_model[key]
+        is_teacher = f["kind"] == "teacher"
+        ratio = f["compression_ratio"] or 1.0
+        rel = [s["mean"] / s["teacher_mean"] for s in scores.values() if s["teacher_mean"]]
+        body.append([key[0], key[1], f"{(f['params_total'] or 0) / 1e6:.2f}M",
+                     "-" if is_teacher else f"{100 * (1 - 1 / ratio):.1f}%",
+                     *[_cell(scores[t], is_teacher) if t in scores else "-" for t in tasks],
+                     "100%" if is_teacher else (f"{100 * statistics.mean(rel):.1f}%" if rel else "-")])
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths))]
+    lines.append("-" * len(lines[0]))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in body]
+    lines.append("cells: main test metric, mean±std (n seeds), then the change against the teacher's "
+                 "mean on the same task, language and protocol; † a derived split; rel. score: mean over "
+                 "the tasks of score / teacher's score.")
+    return "\n".join(lines)

