@@ -185,6 +185,7 @@ def results_command(
     store = _store(db)
     if not store.path.exists():
         raise UserError(f"no results database at {store.path}: run `harness eval --models examples/grid.yaml` first")
+    store.init()   # a file written by an older version gets the current views (idempotent)
     if vs_teacher:
         typer.echo(teacher_comparison(store, patterns or ["*"]) or f"no finished runs in {store.path}")
         return

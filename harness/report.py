@@ -1,9 +1,7 @@
 """The teacher-comparison table of `harness results --vs-teacher`: per language, the teacher and
 each compressed point of it, their size, the main test score of every task (mean +- std over
 seeds, n) and the change against the teacher's score on the same task, language and protocol,
-taken over the same seeds when the teacher has them all (fine-tuning noise between seeds is often
-larger than a compression effect: comparing a one-seed point with a three-seed teacher mean mixes
-the two)."""
+taken over the same seeds when the teacher has them all (the store's v_relative view)."""
 from __future__ import annotations
 
 import fnmatch
@@ -19,16 +17,11 @@ _SQL = """
 SELECT m.model_key, m.name, m.kind, m.teacher_key, coalesce(m.language, st.language) AS model_language,
        m.params_total, m.compression_ratio, m.stage_chain,
        st.task, st.language, st.protocol_hash, st.metric, st.mean, st.std, st.n, st.derived,
-       tt.mean AS teacher_mean,
-       (SELECT avg(s.value) FROM scores s JOIN runs r USING (run_id)
-        WHERE r.status = 'done' AND s.model_key = m.teacher_key AND s.task = st.task
-          AND s.language = st.language AND s.split = 'test' AND s.metric = st.metric
-          AND s.protocol_hash = st.protocol_hash AND list_contains(st.seeds, s.seed)
-        HAVING count(DISTINCT s.seed) = st.n) AS teacher_same_seeds_mean
+       rel.teacher_score, rel.teacher_seeds_matched
 FROM v_main_test st
 JOIN models m ON m.model_key = st.model_key
-LEFT JOIN v_main_test tt ON tt.model_key = m.teacher_key AND tt.task = st.task
-     AND tt.language = st.language AND tt.protocol_hash = st.protocol_hash AND tt.metric = st.metric
+LEFT JOIN v_relative rel ON rel.model_key = st.model_key AND rel.task = st.task
+     AND rel.language = st.language AND rel.protocol_hash = st.protocol_hash AND rel.metric = st.metric
 ORDER BY st.language, m.teacher_key, m.params_total DESC, m.model_key, st.task
 """
 
@@ -43,10 +36,9 @@ def _cell(row: dict[str, Any], is_teacher: bool) -> str:
 
 
 def _teacher_reference(row: dict[str, Any]) -> tuple[float | None, str]:
-    """The teacher's mean over the row's own seeds, else over all its seeds (marked '*')."""
-    if row["teacher_same_seeds_mean"] is not None:
-        return row["teacher_same_seeds_mean"], ""
-    return row["teacher_mean"], "*"
+    """The teacher's score from v_relative (over the row's own seeds when the teacher has them
+    all), marked '*' when it had to fall back on all the teacher's seeds."""
+    return row["teacher_score"], ("" if row["teacher_seeds_matched"] else "*")
 
 
 def teacher_comparison(store: Store, patterns: Sequence[str] = ("*",)) -> str:

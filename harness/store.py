@@ -169,17 +169,39 @@ GROUP BY ALL;
 CREATE OR REPLACE VIEW v_main_test AS
 SELECT * FROM v_score_summary WHERE split = 'test' AND is_main;
 
+-- A compressed model's score against its teacher's on the same task, language, protocol and
+-- metric, taken over the same seeds when the teacher has them all (fine-tuning noise between
+-- seeds is often larger than a compression effect: a one-seed point against a three-seed teacher
+-- mean mixes the two), else over all the teacher's seeds (teacher_seeds_matched = false).
 CREATE OR REPLACE VIEW v_relative AS
-SELECT m.model_key, m.teacher_key, st.task, st.language, st.protocol_hash, st.derived,
-       st.metric, st.mean AS score, tt.mean AS teacher_score,
-       st.mean / nullif(tt.mean, 0) AS relative_score,
-       1 - st.mean / nullif(tt.mean, 0) AS relative_drop
-FROM v_main_test st
-JOIN models m ON m.model_key = st.model_key
-JOIN v_main_test tt ON tt.model_key = m.teacher_key AND tt.task = st.task
-     AND tt.language = st.language AND tt.protocol_hash = st.protocol_hash
-     AND tt.metric = st.metric
-WHERE m.kind = 'compressed';
+WITH teacher_on_same_seeds AS (
+    SELECT st.model_key, st.task, st.language, st.protocol_hash, st.metric,
+           avg(s.value) AS mean, count(DISTINCT s.seed) AS n_seeds
+    FROM v_main_test st
+    JOIN models m ON m.model_key = st.model_key
+    JOIN scores s ON s.model_key = m.teacher_key AND s.task = st.task AND s.language = st.language
+         AND s.split = 'test' AND s.metric = st.metric AND s.protocol_hash = st.protocol_hash
+         AND list_contains(st.seeds, s.seed)
+    JOIN runs r ON r.run_id = s.run_id AND r.status = 'done'
+    GROUP BY ALL
+), paired AS (
+    SELECT m.model_key, m.teacher_key, st.task, st.language, st.protocol_hash, st.derived,
+           st.metric, st.mean AS score,
+           coalesce(ts.n_seeds = st.n, false) AS teacher_seeds_matched,
+           CASE WHEN ts.n_seeds = st.n THEN ts.mean ELSE tt.mean END AS teacher_score
+    FROM v_main_test st
+    JOIN models m ON m.model_key = st.model_key
+    JOIN v_main_test tt ON tt.model_key = m.teacher_key AND tt.task = st.task
+         AND tt.language = st.language AND tt.protocol_hash = st.protocol_hash
+         AND tt.metric = st.metric
+    LEFT JOIN teacher_on_same_seeds ts ON ts.model_key = st.model_key AND ts.task = st.task
+         AND ts.language = st.language AND ts.protocol_hash = st.protocol_hash
+         AND ts.metric = st.metric
+    WHERE m.kind = 'compressed'
+)
+SELECT *, score / nullif(teacher_score, 0) AS relative_score,
+       1 - score / nullif(teacher_score, 0) AS relative_drop
+FROM paired;
 
 CREATE OR REPLACE VIEW v_bench_vs_teacher AS
 SELECT b.model_key, m.teacher_key, b.target, b.device, b.dtype, b.batch_size, b.seq_len,
