@@ -36,7 +36,10 @@ class DatabaseUnreadable(UserError):
 TEMP_VIEWS = """
 CREATE OR REPLACE TEMP VIEW lb_model_info AS
 SELECT m.model_key,
-       coalesce(m.name, m.model_key) AS model,
+       -- two models may share a name (the same point built with other distillation settings):
+       -- then show their keys, whose hash tells them apart
+       CASE WHEN count(*) OVER (PARTITION BY coalesce(m.name, m.model_key)) > 1 THEN m.model_key
+            ELSE coalesce(m.name, m.model_key) END AS model,
        m.kind,
        coalesce(m.teacher_key, m.model_key) AS teacher_key,
        coalesce(t.name, m.teacher_key, m.model_key) AS teacher,

