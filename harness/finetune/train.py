@@ -3,7 +3,8 @@
 Full fine-tuning by default (a frozen-encoder option trains the head alone). AdamW with linear
 warm-up and decay, gradient clipping at 1.0, early stopping on the dev split's main metric. The
 checkpoint with the best dev score is restored and the test split is scored once, with it. CUDA
-(and bf16 autocast where the GPU supports it) is used when present.
+is used when present; the protocol's resolved precision decides bf16 autocast (on a GPU or a CPU
+with native bf16, see harness.precision) or fp32. Weights, losses and metrics stay fp32.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import torch
 from harness.finetune.batching import collate, eval_batches, train_batches
 from harness.finetune.features import Encoded, encode_sequences, encode_words
 from harness.finetune.protocol import ResolvedProtocol
+from harness.precision import autocast
 from harness.progress import bar
 from harness.store import RunResult, Score
 
@@ -56,12 +58,6 @@ def subsample(examples: Sequence[Any], k: int | None) -> list[Any]:
         return list(examples)
     keep = sorted(random.Random(SUBSAMPLE_SEED).sample(range(len(examples)), k))
     return [examples[i] for i in keep]
-
-
-def _autocast(device: torch.device):
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.autocast("cuda", dtype=torch.bfloat16), "bf16"
-    return torch.autocast(device.type, enabled=False), "fp32"
 
 
 def _optimizer(model: torch.nn.Module, proto: ResolvedProtocol, device: torch.device):
@@ -112,6 +108,8 @@ class Finetuner:
         if self.proto.freeze_encoder:
             for p in model.base_model.parameters():
                 p.requires_grad_(False)
+        if self.proto.freeze_embeddings:  # the optimizer then skips the (vocab x hidden) matrix
+            model.get_input_embeddings().weight.requires_grad_(False)
         return tokenizer, model.to(self.device)
 
     def _encode(self, tokenizer, examples, max_length: int) -> Encoded:
@@ -132,7 +130,7 @@ class Finetuner:
     @torch.no_grad()
     def predict(self, model, encoded: Encoded, pad_id: int) -> list:
         model.eval()
-        ctx, _ = _autocast(self.device)
+        ctx = autocast(self.proto.precision, self.device)
         out: list = [None] * len(encoded)
         for idx in eval_batches(encoded.lengths(), self.proto.eval_batch_size):
             batch = collate([encoded.input_ids[i] for i in idx], pad_id)
@@ -188,7 +186,7 @@ class Finetuner:
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: (s + 1) / max(1, warmup) if s < warmup
             else max(0.0, (total - s) / max(1, total - warmup)))
-        ctx, self.report.dtype = _autocast(self.device)
+        ctx, self.report.dtype = autocast(self.proto.precision, self.device), self.proto.precision
         rng = random.Random(self.seed)
         main = self.spec.main_metric
         best_score, best_state, best_epoch, bad_epochs = -float("inf"), None, 0, 0
