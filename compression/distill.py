@@ -5,9 +5,14 @@
 The student is trained and saved to `out_dir` as an ordinary Hugging Face directory (the class it
 was loaded with, its tokenizer copied). Losses (see compression.distill_objective): the paper's
 alpha * MLM + (1 - alpha) * MSE or KL on MLM logits when both models have an MLM head, hidden-state
-MSE / cosine on mapped layers otherwise (`loss: auto` picks). Batches are length-grouped with
-dynamic padding; AdamW with linear warmup and decay; gradient accumulation; bf16 autocast on CUDA,
-float32 on the CPU.
+MSE / cosine on mapped layers otherwise (`loss: auto` picks), or the self-attention losses of
+MiniLM-v2 and TinyBERT (`minilm`, `minilm_hidden`, `tinybert`). Batches are length-grouped with
+dynamic padding; AdamW with linear warmup and decay; gradient accumulation. `precision: auto`
+trains the student under bf16 autocast where the device multiplies bf16 fast (a GPU, or a CPU with
+AMX-BF16 / AVX512-BF16; harness.precision) and keeps the frozen teacher in bf16 (cast once), fp32
+otherwise. The length of a run is `steps`, `epochs` or a token budget (`max_tokens`, non-pad tokens,
+several passes over a small language's text when needed); the report gives the epochs over the
+text, tokens per second and the achieved TFLOP/s (compression.flops).
 
 Runs resume: every `checkpoint_every` steps the whole state goes to <out_dir>.ckpt/checkpoint.pt
 (atomically); calling `distill` again with the same arguments continues from there and ends with the
@@ -34,14 +39,16 @@ from torch.nn.parallel import DistributedDataParallel
 from transformers import get_linear_schedule_with_warmup
 
 from harness.errors import ConfigError, UserError
+from harness.precision import PRECISION_SETTINGS, autocast, resolve_precision
 from harness.progress import bar
 from compression import distill_checkpoint as ckpt
+from compression.flops import distill_flops_per_token
 from compression.distill_data import MlmMasker, Step, plan_steps, tokenize_texts
 from compression.distill_ddp import DistEnv, all_gather_objects, all_reduce_sum, barrier, setup, teardown
 from compression.distill_models import (KEPT_TOKEN_IDS_FILE, has_mlm_head, load_model, load_tokenizer,
                                         teacher_token_map)
-from compression.distill_objective import (HIDDEN_LOSS_KIND, BatchBuilder, DistillObjective, LossKind, Teacher,
-                                           TeacherStateCache, is_mlm_loss, weighted_loss)
+from compression.distill_objective import (HIDDEN_LOSS_KIND, AttentionSpec, BatchBuilder, DistillObjective,
+                                           LossKind, Teacher, TeacherStateCache, is_mlm_loss, weighted_loss)
 from compression.losses import HiddenStateLoss, make_layer_map
 
 REPORT_FILE = "distill_report.json"
@@ -68,18 +75,30 @@ class DistillConfig(BaseModel):
     weight_decay: float = Field(0.01, ge=0)
     max_grad_norm: float | None = Field(1.0, gt=0)
     max_length: int = Field(128, ge=8)
-    loss: Literal["auto", "mlm_kl", "mlm_mse", "hidden_mse", "hidden_cosine"] = "auto"
+    loss: Literal["auto", "mlm_kl", "mlm_mse", "hidden_mse", "hidden_cosine", "minilm", "minilm_hidden",
+                  "tinybert"] = "auto"
     alpha: float = Field(0.5, ge=0, le=1)
+    hidden_weight: float = Field(1.0, ge=0)  # minilm_hidden / tinybert: weight of the hidden-state term
+    relation_heads: int = Field(12, gt=0)  # minilm: relation heads (must divide both hidden sizes)
+    relation_layer: int | None = Field(None, ge=1)  # minilm: the teacher layer (default: its last)
     temperature: float = Field(2.0, gt=0)
     logit_positions: Literal["all", "masked"] = "all"
     layer_map: Literal["last", "uniform"] | dict[int, int] = "uniform"
     mlm_probability: float = Field(0.15, gt=0, lt=1)
-    bf16: Literal["auto"] | bool = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     freeze_word_embeddings: bool = False
     teacher_cache_mb: int = Field(1024, ge=0)
     checkpoint_every: int | None = Field(200, gt=0)
     log_every: int = Field(10, gt=0)
     seed: int = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_bf16_switch(cls, data):
+        if isinstance(data, Mapping) and "bf16" in data:
+            raise ValueError(f"the `bf16` switch was replaced by `precision: {' | '.join(PRECISION_SETTINGS)}` "
+                             f"(got bf16: {data['bf16']!r}); write precision: bf16 or precision: fp32")
+        return data
 
     @model_validator(mode="after")
     def _length(self) -> "DistillConfig":
@@ -99,6 +118,8 @@ class DistillConfig(BaseModel):
             if errors:
                 first = errors[0]
                 where = ".".join(str(p) for p in first.get("loc", ())) or "distill config"
+                if not first.get("loc"):  # a whole-config check: its message says it all
+                    raise ConfigError(f"distill config: {first.get('msg')}") from e
                 raise ConfigError(f"distill config: {where}: {first.get('msg')} (got {first.get('input')!r})") from e
             raise ConfigError(f"distill config: {e}") from e
 
@@ -125,10 +146,13 @@ class DistillReport(BaseModel):
     wall_seconds: float  # all calls together, loading included
     train_seconds: float  # this call's training loop
     tokens_per_second: float  # this call: tokens / train_seconds
+    flops_per_token: float  # teacher forward (when not cached) + student forward and backward, from the shapes
+    tflops: float  # achieved: flops of this call's tokens / train_seconds / 1e12
     device: str
     world_size: int
     torch_threads: int  # intra-op CPU threads (one is much faster on a CPU shared with other work)
-    bf16: bool
+    precision: str  # resolved: 'bf16' (student under autocast, teacher in bf16) or 'fp32'
+    max_tokens: int | None = None  # the token budget, when the run was given one
     teacher_cache: dict[str, float]
     weights_digest: str  # of the student's weights (see weights_digest)
     ranks_agree: bool  # every process ended with the same weights (always True for one process)
@@ -154,12 +178,6 @@ def resolve_loss(loss: str, student_has_head: bool, teacher_has_head: bool) -> L
         raise ConfigError(f"loss {loss!r} needs an MLM head on both models, but the {which} has none; "
                           f"use loss: hidden_mse or hidden_cosine (or auto)")
     return loss  # type: ignore[return-value]
-
-
-def _use_bf16(setting, device: torch.device) -> bool:
-    if setting == "auto":
-        return device.type == "cuda" and torch.cuda.is_bf16_supported()
-    return bool(setting)
 
 
 def _non_blank(texts: Sequence[str], max_texts: int | None) -> list[str]:
@@ -201,6 +219,7 @@ class _Parts:
     plan: list[Step]
     layer_map: dict[int, int] | None
     cache: TeacherStateCache | None
+    precision: str
 
 
 def _build(student_dir: Path, teacher_dir: Path, texts: list[str], cfg: DistillConfig, device: torch.device, *,
@@ -209,8 +228,11 @@ def _build(student_dir: Path, teacher_dir: Path, texts: list[str], cfg: DistillC
     assemble the objective (the same for training and for evaluate_loss)."""
     student_head, teacher_head = has_mlm_head(student_dir), has_mlm_head(teacher_dir)
     kind = resolve_loss(cfg.loss, student_head, teacher_head)
+    precision = resolve_precision(cfg.precision, device)
     student = load_model(student_dir, with_mlm_head=student_head).to(device)
     teacher_model = load_model(teacher_dir, with_mlm_head=is_mlm_loss(kind)).to(device)
+    if precision == "bf16":  # frozen: cast once instead of at every step under autocast
+        teacher_model = teacher_model.to(torch.bfloat16)
     student_tok, teacher_tok = load_tokenizer(student_dir), load_tokenizer(teacher_dir)
     token_map = teacher_token_map(student_dir, teacher_dir, student_tok, teacher_tok, texts)
     vocab_size = len(student_tok)
@@ -227,20 +249,46 @@ def _build(student_dir: Path, teacher_dir: Path, texts: list[str], cfg: DistillC
     batches = BatchBuilder(ids, pad_id=pad_id, masker=masker, token_map=token_map, device=device,
                            pad_to_multiple_of=8 if device.type == "cuda" else None)
 
-    hidden_loss, teacher_layers, layer_map = None, [], None
+    hidden_loss, teacher_layers, layer_map, attention = None, [], None, None
     if not is_mlm_loss(kind):
         s_cfg, t_cfg = student.config, teacher_model.config
         layer_map = make_layer_map(cfg.layer_map, s_cfg.num_hidden_layers, t_cfg.num_hidden_layers)
-        hidden_loss = HiddenStateLoss(layer_map, s_cfg.hidden_size, t_cfg.hidden_size, HIDDEN_LOSS_KIND[kind])
-        teacher_layers = sorted(set(layer_map.values()))
+        attention = _attention_spec(kind, cfg, s_cfg, t_cfg, layer_map)
+        if kind == "tinybert":
+            layer_map = {0: 0, **layer_map}  # TinyBERT's embedding-layer loss
+        if kind in HIDDEN_LOSS_KIND:
+            hidden_loss = HiddenStateLoss(layer_map, s_cfg.hidden_size, t_cfg.hidden_size, HIDDEN_LOSS_KIND[kind])
+            teacher_layers = sorted(set(layer_map.values()))
+        else:
+            layer_map = None
+        teacher_layers = teacher_layers + (attention.teacher_targets() if attention else [])
     repeats = max(m.epoch for s in plan for m in s.micro_batches) > 0
     cache = (TeacherStateCache(cfg.teacher_cache_mb << 20)
              if training and hidden_loss is not None and repeats and cfg.teacher_cache_mb > 0 else None)
     teacher = Teacher(teacher_model, kind, token_map=token_map, vocab_size=vocab_size,
                       teacher_layers=teacher_layers, cache=cache)
     objective = DistillObjective(student, kind, vocab_size=vocab_size, hidden_loss=hidden_loss,
-                                 temperature=cfg.temperature, logit_positions=cfg.logit_positions).to(device)
-    return _Parts(kind, student, teacher, objective, batches, plan, layer_map, cache)
+                                 temperature=cfg.temperature, logit_positions=cfg.logit_positions,
+                                 attention=attention).to(device)
+    return _Parts(kind, student, teacher, objective, batches, plan, layer_map, cache, precision)
+
+
+def _attention_spec(kind: str, cfg: DistillConfig, s_cfg, t_cfg, layer_map: dict[int, int]) -> AttentionSpec | None:
+    """The self-attention terms of `kind`: MiniLM's relation of the student's last layer to a teacher
+    layer, TinyBERT's scores on the mapped layers (equal head counts required)."""
+    if kind in ("minilm", "minilm_hidden"):
+        t_layer = cfg.relation_layer or t_cfg.num_hidden_layers
+        if t_layer > t_cfg.num_hidden_layers:
+            raise ConfigError(f"relation_layer {t_layer} is beyond the teacher's {t_cfg.num_hidden_layers} layers")
+        return AttentionSpec(relation=(s_cfg.num_hidden_layers, t_layer), relation_heads=cfg.relation_heads)
+    if kind == "tinybert":
+        if s_cfg.num_attention_heads != t_cfg.num_attention_heads:
+            raise ConfigError(f"loss tinybert compares attention scores head by head, but the student has "
+                              f"{s_cfg.num_attention_heads} heads and the teacher {t_cfg.num_attention_heads}; "
+                              f"use loss: minilm (no head matching needed)")
+        return AttentionSpec(scores=tuple((s, t) for s, t in layer_map.items() if s > 0),
+                             heads=s_cfg.num_attention_heads)
+    return None
 
 
 def distill(student_dir: Path, teacher_dir: Path, texts: Sequence[str], cfg: DistillConfig, out_dir: Path, *,
@@ -286,13 +334,15 @@ class _Run:
                        world_size=env.world_size)
         self.kind, self.student, self.teacher, self.objective = parts.kind, parts.student, parts.teacher, parts.objective
         self.batches, self.plan, self.layer_map, self.cache = parts.batches, parts.plan, parts.layer_map, parts.cache
+        self.precision = parts.precision
+        self.flops_per_token = distill_flops_per_token(self.student.config, parts.teacher.model.config,
+                                                       _mean_length(self.plan), cached_teacher=False)
 
         _freeze_unused(self.student, self.kind, cfg.freeze_word_embeddings)
         self.objective.train()
         self.optimizer = _optimizer(self.objective, cfg, env.device)
         total = len(self.plan)
         self.scheduler = get_linear_schedule_with_warmup(self.optimizer, round(cfg.warmup_ratio * total), total)
-        self.bf16 = _use_bf16(cfg.bf16, env.device)
 
         self.step, self.tokens_seen, self.texts_seen, self.wall_before = 0, 0, 0, 0.0
         self.curve: list[LossPoint] = []
@@ -349,14 +399,13 @@ class _Run:
         counts = sum(b.counts(self.cfg.logit_positions) for b in batches)
         all_reduce_sum(counts, env)
         step_loss = torch.zeros((), dtype=torch.float64, device=env.device)
-        autocast = torch.autocast(env.device.type, dtype=torch.bfloat16, enabled=self.bf16)
         for j, batch in enumerate(batches):
             sync = not env.distributed or j == len(batches) - 1
             with (contextlib.nullcontext() if sync else self.model.no_sync()):
-                with autocast:
-                    teacher_out = self.teacher.outputs(batch)
+                teacher_out = self.teacher.outputs(batch)  # in the teacher's own dtype (bf16 when cast)
+                with autocast(self.precision, env.device):
                     sums = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, **teacher_out)
-                loss = weighted_loss(sums, counts, self.cfg.alpha)
+                loss = weighted_loss(sums, counts, self.cfg.alpha, self.cfg.hidden_weight)
                 (loss * env.world_size).backward()  # DDP averages gradients over ranks; we want the sum
             step_loss += loss.detach().double()
         if self.cfg.max_grad_norm:
@@ -389,7 +438,8 @@ class _Run:
                 if pbar is not None:
                     pbar.update(1)
                     rate = (self.tokens_seen - tokens_at_start) / max(time.perf_counter() - t0, 1e-9)
-                    pbar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{rate:.0f}")
+                    pbar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{rate:.0f}",
+                                     tflops=f"{rate * self._flops_per_token() / 1e12:.3f}")
                 due = cfg.checkpoint_every is not None and self.step % cfg.checkpoint_every == 0
                 if self.step < total and (due or self.step == end):
                     self._save_checkpoint()
@@ -408,8 +458,19 @@ class _Run:
             barrier(self.env)
         return report
 
+    def _flops_per_token(self) -> float:
+        """Per token, with the teacher's forward counted only on the share of examples it computed."""
+        cache = self.cache
+        looked_up = (cache.hits + cache.misses) if cache else 0
+        hit_share = cache.hits / looked_up if looked_up else 0.0
+        live = self.flops_per_token
+        cached = distill_flops_per_token(self.student.config, self.teacher.model.config,
+                                         _mean_length(self.plan), cached_teacher=True)
+        return hit_share * cached + (1 - hit_share) * live
+
     def _report(self, finished: bool, train_seconds: float, tokens_this_call: int) -> DistillReport:
         cache = self.cache
+        flops_per_token = self._flops_per_token()
         digests = all_gather_objects(weights_digest(self.student), self.env)
         return DistillReport(
             finished=finished, steps=self.step, total_steps=len(self.plan), resumed_from_step=self.resumed_from,
@@ -419,8 +480,10 @@ class _Run:
             final_loss=self.curve[-1].loss if self.curve else None, loss_curve=self.curve,
             wall_seconds=self._wall(), train_seconds=train_seconds,
             tokens_per_second=tokens_this_call / train_seconds if train_seconds > 0 else 0.0,
+            flops_per_token=flops_per_token,
+            tflops=tokens_this_call * flops_per_token / train_seconds / 1e12 if train_seconds > 0 else 0.0,
             device=str(self.env.device), world_size=self.env.world_size, torch_threads=torch.get_num_threads(),
-            bf16=self.bf16,
+            precision=self.precision, max_tokens=self.cfg.max_tokens,
             teacher_cache={"enabled": float(cache is not None),
                            "hits": float(cache.hits if cache else 0), "misses": float(cache.misses if cache else 0),
                            "mb": (cache.used_bytes / 2**20) if cache else 0.0},
@@ -447,6 +510,12 @@ class _Run:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _mean_length(plan: list[Step]) -> float:
+    """Mean non-pad length of the planned texts (attention cost grows with it)."""
+    examples = sum(s.examples for s in plan)
+    return sum(s.tokens for s in plan) / examples if examples else 0.0
+
+
 def evaluate_loss(student_dir: Path, teacher_dir: Path, texts: Sequence[str], cfg: DistillConfig, *,
                   device: str | None = None) -> float:
     """The distillation objective of `cfg` over `texts` (all of them, eval mode, the masks of epoch 0),
@@ -466,7 +535,8 @@ def evaluate_loss(student_dir: Path, teacher_dir: Path, texts: Sequence[str], cf
     total = 0.0
     with torch.no_grad():
         for batch in batches:
-            sums = objective(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                             **parts.teacher.outputs(batch))
-            total += float(weighted_loss(sums, counts, cfg.alpha))
+            teacher_out = parts.teacher.outputs(batch)
+            with autocast(parts.precision, dev):
+                sums = objective(input_ids=batch.input_ids, attention_mask=batch.attention_mask, **teacher_out)
+            total += float(weighted_loss(sums, counts, cfg.alpha, cfg.hidden_weight))
     return total
