@@ -361,6 +361,15 @@ class Store:
             )
         return self
 
+    def set_meta(self, key: str, value: Any) -> None:
+        """A JSON value in the meta table (e.g. 'matmul_peak:cpu', the device's measured peak)."""
+        with self.transaction() as con:
+            con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, json.dumps(value)])
+
+    def get_meta(self, key: str) -> Any:
+        rows = self.query("SELECT value FROM meta WHERE key = ?", [key], read_only=True)
+        return json.loads(rows[0][0]) if rows else None
+
     # -- languages and models ------------------------------------------------------------------
     def upsert_languages(self, rows: Iterable[dict[str, Any]]) -> None:
         cols = ["code", "iso639_3", "script", "name", "cc100_gib", "wikipedia_gib", "glotcc_mb",

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from harness.bench.config import BenchSection
+from harness.bench.peak import format_peak, measure_peak
 from harness.bench.results import RowKey, read_table
 from harness.bench.runner import BenchModel, bench_models, plan_jobs
 from harness.env import environment
@@ -123,6 +124,33 @@ UNSTABLE_LEGEND = (f"{UNSTABLE_MARK} unstable: the row's processes spread by mor
                    f"(harness bench --force; docs/benchmarks.md, 'Trusting a figure').")
 
 
+def dtype_ratio_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Per model, target and shape measured in fp32 and another dtype: fp32 p50 / that dtype's p50."""
+    fp32 = {(r["model_key"], r["target"], r["device"], r["batch_size"], r["seq_len"]): r["latency_p50_ms"]
+            for r in rows if r["dtype"] == "fp32" and r["status"] == "done" and r.get("latency_p50_ms")}
+    lines = []
+    for r in rows:
+        key = (r["model_key"], r["target"], r["device"], r["batch_size"], r["seq_len"])
+        if r["dtype"] == "fp32" or r["status"] != "done" or not r.get("latency_p50_ms") or key not in fp32:
+            continue
+        if r["target"] == "load":
+            continue
+        lines.append(f"{r['model_key']}  {r['target']} {r['device']} {r['batch_size']}x{r['seq_len']}: "
+                     f"{r['dtype']} is {fp32[key] / r['latency_p50_ms']:.2f}x the speed of fp32 "
+                     f"({fp32[key]:.1f} -> {r['latency_p50_ms']:.1f} ms)")
+    return lines
+
+
+def measure_and_store_peak(section: BenchSection, store: Store) -> str:
+    """The matmul peak of every benchmarked device, stored in the meta table; one line per device."""
+    rows = []
+    for device in section.resolved_devices():
+        rows += measure_peak(device, threads=section.threads)
+    for device in dict.fromkeys(r.device for r in rows):
+        store.set_meta(f"matmul_peak:{device}", [r.as_dict() for r in rows if r.device == device])
+    return format_peak(rows)
+
+
 def wanted_keys(models: Sequence[BenchModel], section: BenchSection) -> set[RowKey]:
     """Every row key the section asks for (stored or not)."""
     plan = plan_jobs(models, section, done=set())
@@ -152,6 +180,12 @@ def bench(models: list[BenchModel], section: BenchSection, store: Store,
     echo(method_line(section))
     echo(format_table(rows))
     echo(LEGEND)
+    ratios = dtype_ratio_lines(rows)
+    if ratios:
+        echo("precision, same model and shape (p50):")
+        for line in ratios:
+            echo(f"  {line}")
+    echo(measure_and_store_peak(section, store))
     unstable = sum(is_unstable(r) for r in rows)
     if unstable:
         echo(f"{unstable} of {len(rows)} rows unstable; {UNSTABLE_LEGEND}")

@@ -4,7 +4,10 @@
       enabled: true              # also benchmark each model during `harness eval`
       batch_sizes: [1, 8, 32]
       seq_lens: [128, 512]
-      dtypes: auto               # auto: fp32 on cpu; fp32 and bf16 on cuda. Or a list.
+      dtypes: auto               # auto: fp32, plus bf16 where the device has it fast (a GPU with bf16,
+                                 # a CPU with AMX-BF16 / AVX512-BF16). Or a list of fp32, bf16,
+                                 # fp16, int8-dynamic (the linear layers quantised to int8 with
+                                 # dynamic activation scales; CPU only, a deployment option)
       devices: auto              # auto: cuda (when available) and cpu. Or a list.
       targets: [load, first_forward, forward, real]
       real_task: topic           # 'real' runs this task's tokenized test sentences
@@ -29,9 +32,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from harness.errors import ConfigError
 
 DEVICES = ("cpu", "cuda")
-DTYPES = ("fp32", "bf16", "fp16")
+DTYPES = ("fp32", "bf16", "fp16", "int8-dynamic")
+CPU_ONLY_DTYPES = ("int8-dynamic",)
 TARGETS = ("load", "first_forward", "forward", "real")
-AUTO_DTYPES = {"cpu": ("fp32",), "cuda": ("fp32", "bf16")}
 # glibc ignores an mmap threshold above HEAP_MAX_SIZE / 2 (32 MiB on 64-bit systems).
 MAX_MMAP_THRESHOLD = 32 * 1024 * 1024
 _LANGUAGE = re.compile(r"^[a-z]{3}_[A-Z][a-z]{3}$")
@@ -181,7 +184,14 @@ class BenchSection(BaseModel):
         return list(self.devices)
 
     def resolved_dtypes(self, device: str) -> list[str]:
-        return list(AUTO_DTYPES[device_type(device)]) if self.dtypes == "auto" else list(self.dtypes)
+        """`auto`: fp32, and bf16 where the device computes it natively (harness.precision). A listed
+        CPU-only dtype is left out on a GPU."""
+        if self.dtypes == "auto":
+            from harness.precision import fast_bf16
+            return ["fp32", "bf16"] if fast_bf16(device) else ["fp32"]
+        if device_type(device) != "cpu":
+            return [d for d in self.dtypes if d not in CPU_ONLY_DTYPES]
+        return list(self.dtypes)
 
     @property
     def in_eval(self) -> bool:

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "int8-dynamic": "float32"}
+QUANTISED = {"int8-dynamic"}  # loaded in float32, then the linear layers quantised
 
 
 @dataclass(frozen=True)
@@ -102,8 +103,23 @@ def load_model(path: str, device: str, dtype: str, cls=None, kwargs: dict[str, A
     model = cls.from_pretrained(path, dtype=_torch_dtype(dtype), trust_remote_code=False,
                                 use_safetensors=True, **kwargs)
     model = model.to(device).eval()
+    if dtype in QUANTISED:
+        model = quantise_dynamic_int8(model)
     make_resident(model)
     return model
+
+
+def quantise_dynamic_int8(model):
+    """Every nn.Linear replaced by a dynamically quantised int8 one (weights int8 per tensor,
+    activations quantised per batch at run time); embeddings and layer norms stay fp32. CPU only."""
+    import warnings
+
+    import torch
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 # Files one of which a saved tokenizer has. (transformers 5 builds an *empty* tokenizer, with only

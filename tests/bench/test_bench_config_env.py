@@ -18,8 +18,22 @@ def test_defaults_are_the_documented_grid():
     assert s.targets == ["load", "first_forward", "forward", "real"]
     assert s.resolved_devices(cuda_available=False) == ["cpu"]
     assert s.resolved_devices(cuda_available=True) == ["cuda", "cpu"]
-    assert s.resolved_dtypes("cpu") == ["fp32"]
+    assert s.resolved_dtypes("cpu") == ["fp32"]  # the suite sets HARNESS_CPU_BF16=0
+
+
+def test_auto_dtypes_add_bf16_where_the_device_has_it(monkeypatch):
+    s = load_bench_section(None)
+    monkeypatch.setenv("HARNESS_CPU_BF16", "1")
+    assert s.resolved_dtypes("cpu") == ["fp32", "bf16"]
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    monkeypatch.setattr("torch.cuda.is_bf16_supported", lambda *a, **k: True)
     assert s.resolved_dtypes("cuda") == ["fp32", "bf16"]
+
+
+def test_int8_dynamic_is_a_cpu_dtype():
+    s = load_bench_section({"dtypes": ["fp32", "int8-dynamic"]})
+    assert s.resolved_dtypes("cpu") == ["fp32", "int8-dynamic"]
+    assert s.resolved_dtypes("cuda") == ["fp32"]
 
 
 def test_in_eval_is_the_enabled_field():
