@@ -13,7 +13,11 @@ import hashlib
 import json
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from core.errors import UserError
+from core.model import StrictModel
+from tasks.registry import get_task
 
 PROTOCOL_VERSION = 1
 
@@ -36,17 +40,13 @@ PROFILE_KIND_DEFAULTS: dict[str, dict[str, dict]] = {
 
 
 def _task_kind(task: str) -> str | None:
-    from harness.errors import UserError
     try:
-        from tasks.registry import get_task
         return get_task(task).kind
     except UserError:  # an unknown task is reported by the grid's own validation
         return None
 
 
-class _Overrides(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class _Overrides(StrictModel):
     learning_rate: float | None = Field(None, gt=0, lt=1)
     head_learning_rate: float | None = Field(None, gt=0, lt=1)
     epochs: int | None = Field(None, ge=1, le=1000)
@@ -92,9 +92,8 @@ class Protocol(_Overrides):
         return ResolvedProtocol(profile=self.profile, **values)
 
 
-class ResolvedProtocol(BaseModel):
+class ResolvedProtocol(StrictModel):
     """Every hyper-parameter of one task's fine-tuning, concrete."""
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     profile: str
     learning_rate: float

@@ -17,11 +17,11 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from harness.finetune.batching import collate, eval_batches, train_batches
+from core.progress import bar
 from harness.finetune.features import Encoded, encode_sequences, encode_words
 from harness.finetune.protocol import ResolvedProtocol
-from harness.progress import bar
 from harness.store import RunResult, Score
+from models.batching import collate, eval_batches, train_batches
 
 SUBSAMPLE_SEED = 20240611  # fixed: every model and seed sees the same capped subset
 
@@ -105,7 +105,7 @@ class Finetuner:
     # -- model and features --------------------------------------------------------------------
     def _load(self):
         from harness.finetune.heads import load_task_model
-        from harness.models.loading import load_tokenizer
+        from models.loading import load_tokenizer
 
         tokenizer = load_tokenizer(self.model_dir)
         model = load_task_model(self.model_dir, self.spec.kind, self.labels, self.proto.pooling)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.bench import repeats
-from harness.bench.commands import bench, format_table
+from cli.bench import bench, format_table
 from harness.bench.config import BenchSection
 from harness.bench.isolate import ChildFailed
 from harness.bench.measure import Job, run_job

@@ -9,9 +9,9 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-from harness.errors import ConfigError, UserError
-from compression.distill import PROJECTION_FILE, DistillConfig, distill, evaluate_loss
-from compression.distill_checkpoint import CHECKPOINT_FILE, default_checkpoint_dir
+from core.errors import ConfigError, UserError
+from compression.distill.loop import PROJECTION_FILE, DistillConfig, distill, evaluate_loss
+from compression.distill.checkpoint import CHECKPOINT_FILE, default_checkpoint_dir
 from distill_fixtures import single_thread  # noqa: F401 (fixture)
 from distill_fixtures import corpus, save_model, teacher_and_student, tokenizer_for
 
@@ -165,7 +165,7 @@ def test_bf16_autocast_path_trains(tmp_path, mlm_head):
 
 
 def test_module_entry_point_reads_texts_and_config_and_reports_errors(tmp_path, capsys):
-    from compression.distill_cli import main
+    from cli.distill import main
     teacher, student = teacher_and_student(tmp_path, kind="bert", mlm_head=False)
     texts = tmp_path / "texts.jsonl"
     texts.write_text("\n".join(json.dumps({"text": t}) for t in corpus(16)) + "\n", encoding="utf-8")
