@@ -16,7 +16,7 @@ from typing import Callable
 from compression.manifest import read_manifest
 from compression.plan import Plan, PlannedPoint, format_plan, format_table, human, make_plan
 from compression.stages import StageContext, run_stage
-from harness.errors import UserError
+from core.errors import UserError
 
 
 @dataclass

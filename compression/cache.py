@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Callable
 
 from compression.manifest import MANIFEST_FILE
-from harness.errors import UserError
-from harness.paths import pid_alive
+from compression.stages import stage_module
+from core.errors import UserError
+from core.paths import pid_alive
 
 CACHE_FORMAT = 1
 DEFAULT_CACHE_DIR = Path("results") / "compression"
@@ -64,7 +65,6 @@ def teacher_key(source: str, revision: str | None, path: Path) -> str:
 
 def stage_key(parent_key: str, cfg, *, data_fingerprint: str | None, seed: int | None,
               distill_teacher_key: str | None = None) -> str:
-    from compression.stages import stage_module
     payload = {"format": CACHE_FORMAT, "parent": parent_key, "stage": cfg.model_dump(mode="json"),
                "version": stage_module(cfg.stage).VERSION, "data": data_fingerprint, "seed": seed,
                "teacher": distill_teacher_key}

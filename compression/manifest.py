@@ -6,7 +6,7 @@ Written beside every stage's output:
     chain [{stage, label, config, key, parent_key, data_fingerprint, seed, wall_time_s, report,
             params, shape}],
     stage_chain ("depth(6,stride) > distill > vocab(5000)"), key, params {total, embedding,
-    non_embedding} (harness.models.params.count_parameters of the loaded model: no pooler or
+    non_embedding} (models.params.count_parameters of the loaded model: no pooler or
     heads, tied weights once), compression_ratio (teacher total / total), reduction (1 - total /
     teacher total), vocab_size (tokenizer), shape, data_fingerprints, wall_time_s, versions.
 
@@ -20,9 +20,9 @@ import json
 import platform
 from pathlib import Path
 
-from compression.modelio import load_model
-from compression.shapes import ModelShape
-from harness.models.params import count_parameters
+from compression.tensors.modelio import load_model, load_tokenizer
+from compression.tensors.shapes import ModelShape
+from models.params import count_parameters
 
 MANIFEST_FILE = "compression_manifest.json"
 FORMAT = 1
@@ -35,7 +35,6 @@ def read_manifest(model_dir: Path) -> dict | None:
 
 def measure(model_dir: Path) -> tuple[dict, ModelShape, int]:
     """(parameter counts, shape, tokenizer size) of a model directory, by loading it."""
-    from compression.vocab import load_tokenizer
     model = load_model(model_dir)
     counts = count_parameters(model).as_dict()
     shape = ModelShape.from_config(model.config)

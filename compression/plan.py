@@ -15,17 +15,18 @@ from pathlib import Path
 from typing import Callable
 
 from compression.cache import StageCache, stage_key, teacher_key
-from compression.config import (CompressionSection, DistillStage, RecipeParams, VocabStage,
-                                stage_chain_label)
-from compression.modelio import read_config
+from compression.config import CompressionSection
 from compression.recipes import expand_recipe, point_name
-from compression.shapes import ModelShape
+from compression.schema import DistillStage, RecipeParams, VocabStage, stage_chain_label
 from compression.stages import stage_module, uses_data, uses_seed
+from compression.stages.distill import distill_config
+from compression.stages.vocab import count_tokens, kept_count
+from compression.tensors.modelio import load_tokenizer, read_config
+from compression.tensors.shapes import ModelShape
 from compression.texts import LanguageText
-from compression.vocab import count_tokens, kept_count, load_tokenizer
-from harness.errors import ConfigError, UserError
-from harness.models.params import ParamCounts
-from harness.registry import did_you_mean
+from core.errors import ConfigError, UserError
+from core.registry import did_you_mean
+from models.params import ParamCounts
 
 
 @dataclass
@@ -200,7 +201,7 @@ def expand_points(section: CompressionSection, teachers: list[str], languages: l
 
 
 def _default_resolve(source: str, revision: str | None) -> Path:
-    from harness.models.sources import resolve
+    from models.sources import resolve
     return Path(resolve(source, revision=revision).path)
 
 
@@ -221,12 +222,9 @@ def _distill_teacher_index(stage: DistillStage, index: int, where: str) -> int:
 
 def _validate_distill(stage: DistillStage, seed: int, where: str) -> None:
     try:
-        from compression.distill_stage import distill_config
         distill_config(stage.settings, seed)
     except ConfigError as err:
         raise ConfigError(f"{where}: {err}") from None
-    except UserError:
-        pass  # compression.distill is not importable: the build will say so
 
 
 def make_plan(grid, *, data_dir: Path | str | None, cache_dir: Path | str | None = None,
@@ -234,7 +232,7 @@ def make_plan(grid, *, data_dir: Path | str | None, cache_dir: Path | str | None
     """Expand `grid.compression` and key, shape and cache-check every stage.
 
     `grid` needs `teachers` (name, source, revision), `languages` and `compression`;
-    `resolve(source, revision) -> local dir` defaults to harness.models.sources.resolve."""
+    `resolve(source, revision) -> local dir` defaults to models.sources.resolve."""
     section: CompressionSection | None = getattr(grid, "compression", None)
     if section is None:
         raise ConfigError("the grid has no 'compression' section; add one (see examples/paper.yaml)")

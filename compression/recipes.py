@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from compression.config import (DepthStage, DistillStage, FfnStage, HiddenStage, RecipeParams,
+from compression.schema import (DepthStage, DistillStage, FfnStage, HiddenStage, RecipeParams,
                                 VocabStage)
-from harness.errors import ConfigError
-from harness.registry import Registry
+from core.errors import ConfigError
+from core.registry import Registry
 
 Recipe = Callable[[RecipeParams], list]
 RECIPES: Registry[Recipe] = Registry("recipe")

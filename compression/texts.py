@@ -16,8 +16,10 @@ from functools import cached_property
 from pathlib import Path
 
 from compression.config import FilesSource, HFSource, TextConfig
-from harness.errors import ConfigError, DataError, UserError
-from harness.progress import bar
+from core.errors import ConfigError, DataError, UserError
+from core.progress import bar
+from tasks import text as tasks_text
+from tasks.languages import get_language
 
 
 def fingerprint(texts: list[str]) -> str:
@@ -28,19 +30,9 @@ def fingerprint(texts: list[str]) -> str:
     return h.hexdigest()[:20]
 
 
-def _tasks_text():
-    try:
-        from tasks import text
-    except ImportError as err:
-        raise DataError(f"the data catalogue's text (tasks.text) is not available ({err}); "
-                        "set compression.text.catalogue: false and name text sources") from None
-    return text
-
-
 def _placeholders(language: str) -> dict[str, str]:
     values = {"language": language}
     try:
-        from tasks.languages import get_language
         lang = get_language(language)
         values.update({k: v for k, v in {"iso639_3": lang.iso639_3, "wikipedia": lang.wikipedia,
                                            "cc100": lang.cc100}.items() if v})
@@ -143,7 +135,7 @@ class LanguageText:
             if self.data_dir is None:
                 raise DataError("compression.text.catalogue needs the data directory (--data-dir or "
                                 "$HARNESS_DATA_DIR), or set catalogue: false and name text sources")
-            texts += _tasks_text().training_texts(
+            texts += tasks_text.training_texts(
                 self.language, self.data_dir, include_raw=self.cfg.include_raw,
                 include_task_train=self.cfg.include_task_train, tasks=self.cfg.tasks)
         for source in self._sources(FilesSource):
@@ -174,7 +166,7 @@ class LanguageText:
             dev: list[str] = []
             if self.data_dir is not None:
                 try:
-                    dev = list(_tasks_text().dev_texts(self.language, self.data_dir))
+                    dev = list(tasks_text.dev_texts(self.language, self.data_dir))
                 except UserError:  # no catalogue module, a language it does not know, no files
                     dev = []
             for source in self._sources(FilesSource):

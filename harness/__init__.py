@@ -1,1 +1,1 @@
-"""Evaluation harness: grid config, model sources, fine-tuning protocol, runner, store, benchmarks."""
+"""Evaluation harness: grid config, runner, fine-tuning, benchmarks, store, report."""

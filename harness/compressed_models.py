@@ -5,12 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from compression.build import build_grid
 from harness.runner import EvalModel
 
 
 def compressed_eval_models(grid, *, data_dir: Path, device: str | None = None) -> list[EvalModel]:
-    from compression.build import build_grid
-
     models = []
     for p in build_grid(grid, data_dir=data_dir, device=device):
         if not p.built or p.path is None:

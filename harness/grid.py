@@ -11,19 +11,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
+from pydantic import (BaseModel, Field, ValidationError, field_validator,
                       model_validator)
 
-from harness.errors import ConfigError
+from compression.config import CompressionSection
+from core.errors import ConfigError
+from core.model import StrictModel
+from core.registry import did_you_mean, unknown_name_message
+from harness.bench.config import BenchSection
 from harness.finetune.protocol import Protocol
-from harness.registry import did_you_mean, unknown_name_message
+from tasks.languages import language_codes
+from tasks.registry import task_names
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$"
 _NAME_RE = re.compile(NAME_PATTERN)
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _check_name(value: str) -> str:
@@ -65,22 +66,6 @@ class Seeds(StrictModel):
         return [self.base + i for i in range(self.n)]
 
 
-def _compression_section_type() -> Any:
-    try:
-        from compression.config import CompressionSection
-        return CompressionSection
-    except ImportError:  # the compression package is optional for evaluation-only use
-        return dict
-
-
-def _benchmark_section_type() -> Any:
-    try:
-        from harness.bench.config import BenchSection
-        return BenchSection
-    except ImportError:
-        return dict
-
-
 class Grid(StrictModel):
     name: str = "grid"
     teachers: list[TeacherSpec] = Field(default_factory=list)
@@ -91,8 +76,8 @@ class Grid(StrictModel):
     protocol: Protocol = Field(default_factory=Protocol)
     data_dir: str | None = None
     results: str | None = Field(None, description="the DuckDB file (default results/harness.duckdb)")
-    compression: _compression_section_type() | None = None  # type: ignore[valid-type]
-    benchmark: _benchmark_section_type() | None = None  # type: ignore[valid-type]
+    compression: CompressionSection | None = None
+    benchmark: BenchSection | None = None
 
     _name = field_validator("name")(_check_name)
 
@@ -104,7 +89,6 @@ class Grid(StrictModel):
     @field_validator("languages")
     @classmethod
     def _known_languages(cls, langs: list[str]) -> list[str]:
-        from tasks.languages import language_codes
         known = language_codes()
         for lang in langs:
             if lang not in known:
@@ -116,7 +100,6 @@ class Grid(StrictModel):
     @field_validator("tasks")
     @classmethod
     def _known_tasks(cls, tasks: list[str]) -> list[str]:
-        from tasks.registry import task_names
         known = task_names()
         for task in tasks:
             if task not in known:

@@ -16,10 +16,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
-from harness.errors import DataError, UserError
+from core.errors import DataError, UserError
+from core.progress import bar
 from harness.grid import Grid
-from harness.progress import bar
 from harness.store import ModelRecord, RunInfo, RunKey, Store
+from tasks.fetch import fetch, missing
+from tasks.registry import get_task, has_data, load_task_data, required_files
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ def models_from_grid(grid: Grid) -> list[EvalModel]:
 
 def resolve_models(models: Iterable[EvalModel]) -> list[EvalModel]:
     """Turn every source into a local Hugging Face directory (fails fast, before any run)."""
-    from harness.models.sources import resolve
+    from models.sources import resolve
 
     out = []
     for m in models:
@@ -88,7 +90,7 @@ def resolve_models(models: Iterable[EvalModel]) -> list[EvalModel]:
 
 
 def model_record(m: EvalModel, teacher_params: int | None) -> ModelRecord:
-    from harness.models.loading import describe
+    from models.loading import describe
 
     facts = describe(m.path)
     counts = facts["params"]
@@ -117,7 +119,6 @@ def register_models(store: Store, models: list[EvalModel]) -> None:
 
 
 def plan_runs(grid: Grid, models: list[EvalModel]) -> tuple[list[PlannedRun], list[tuple[str, str]]]:
-    from tasks.registry import has_data
 
     runs, no_data = [], []
     for task in grid.tasks:
@@ -147,8 +148,6 @@ def register_protocol(store: Store, grid: Grid) -> str:
 
 def ensure_data(grid: Grid, data_dir: Path, *, offline: bool = False, mirrors: tuple[str, ...] = ()) -> None:
     """Fetch the data files the grid needs, or stop with a message naming what is missing."""
-    from tasks.fetch import fetch, missing
-    from tasks.registry import has_data, required_files
 
     entries = {}
     for task in grid.tasks:
@@ -168,7 +167,6 @@ def ensure_data(grid: Grid, data_dir: Path, *, offline: bool = False, mirrors: t
 
 def _task_data(cache: dict, task: str, language: str, data_dir: Path):
     """(TaskData, None), or (None, error message) when the files do not read; loaded once."""
-    from tasks.registry import load_task_data
 
     if (task, language) not in cache:
         try:
@@ -187,7 +185,6 @@ def execute_runs(runs: list[PlannedRun], store: Store, data_dir: Path, grid: Gri
                  device: str | None = None, retry_failed: bool = False,
                  log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> GridOutcome:
     from harness.finetune.train import finetune_and_score
-    from tasks.registry import get_task
 
     outcome = GridOutcome(planned=len(runs))
     worker_started = store.now()

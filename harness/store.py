@@ -23,6 +23,8 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import duckdb
 
+from core.paths import worker_alive, worker_id
+
 DEFAULT_DB = Path("results") / "harness.duckdb"
 SCHEMA_VERSION = 1
 
@@ -441,7 +443,6 @@ class Store:
         exists, or it is this very process, re-entering after an interruption; another host: it
         started before this worker did), else another live worker owns it.
         """
-        from harness.paths import worker_alive, worker_id
 
         with self.transaction() as con:
             row = con.execute("SELECT status, started_at, worker FROM runs WHERE run_id = ?",
@@ -459,7 +460,6 @@ class Store:
 
     @staticmethod
     def _insert_running(con: duckdb.DuckDBPyConnection, info: RunInfo) -> None:
-        from harness.paths import worker_id
 
         k = info.key
         con.execute("DELETE FROM scores WHERE run_id = ?", [k.run_id])

@@ -13,7 +13,7 @@ if str(_ROOT) not in sys.path:
 import duckdb  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from harness.errors import UserError  # noqa: E402
+from core.errors import UserError  # noqa: E402
 from leaderboard import data  # noqa: E402
 from leaderboard.launch import resolve_db_path  # noqa: E402
 from leaderboard.views import board, degradation_view, model_page, sidebar, tradeoffs  # noqa: E402

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator, Sequence
 import duckdb
 import pandas as pd
 
-from harness.errors import UserError
+from core.errors import UserError
 from harness.store import Store
 
 # How long a page load waits for a writing grid to release the file before giving up.

@@ -11,8 +11,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
-from harness.errors import DataError, UserError
-from harness.registry import did_you_mean, unknown_name_message
+from core.errors import DataError, UserError
+from core.registry import did_you_mean, unknown_name_message
 
 CATALOGUE_FILE = Path(__file__).parent / "catalogue.json"
 

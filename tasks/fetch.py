@@ -24,9 +24,9 @@ from urllib.parse import quote, urlparse
 from urllib.request import Request, urlopen
 
 
-from harness.paths import cache_root
-from harness.errors import DataError, UserError
-from harness.progress import bar
+from core.errors import DataError, UserError
+from core.paths import cache_root
+from core.progress import bar
 from tasks.catalogue import CatalogueEntry
 
 ENV_DATA_DIR = "HARNESS_DATA_DIR"

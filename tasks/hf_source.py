@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError
 from tasks.spec import DatasetDef
 from tasks.types import Example, SequenceExample, TokenExample
 

@@ -11,10 +11,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from harness.errors import UserError
-from harness.registry import unknown_name_message
+from core.errors import UserError
+from core.model import StrictModel
+from core.registry import unknown_name_message
 from tasks._config import load_yaml, validate
 
 HERE = Path(__file__).parent
@@ -29,9 +30,7 @@ ROW_COLUMNS = ("code", "iso639_3", "script", "name", "cc100_gib", "wikipedia_gib
                "in_xlmr", "in_mbert", "source")
 
 
-class Language(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class Language(StrictModel):
     code: str = Field(pattern=r"^[a-z]{3}_[A-Z][a-z]{3}$")
     name: str
     iso639_3: str = Field(pattern=r"^[a-z]{3}$")

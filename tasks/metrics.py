@@ -10,8 +10,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from harness.errors import ConfigError
-from harness.registry import Registry
+from core.errors import ConfigError
+from core.registry import Registry
 
 Metric = Callable[[Sequence, Sequence, dict[str, Any]], float]
 METRICS: Registry[Metric] = Registry("metric")

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
-from harness.errors import ConfigError, DataError, UserError
-from harness.registry import unknown_name_message
+from core.errors import ConfigError, DataError, UserError
+from core.registry import unknown_name_message
 from tasks._config import load_yaml, validate
 from tasks.catalogue import CatalogueEntry, license_notice, load_catalogue
 from tasks.fetch import check_files, resolve_data_dir
@@ -188,15 +188,3 @@ def license_notice_for(pairs: Iterable[tuple[str, str]]) -> str:
             extra[src.dataset] = (spec.license_for(language), spec.non_commercial_for(language))
     return license_notice(datasets, extra=extra)
 
-
-def task_summary() -> list[dict[str, Any]]:
-    """One row per (task, language): dataset, derivation, licence (for listings)."""
-    rows = []
-    for name in task_names():
-        spec = get_task(name)
-        for lang in spec.languages():
-            src = spec.source_for(lang)
-            rows.append({"task": name, "language": lang, "dataset": src.dataset,
-                         "derived": src.derivation is not None, "license": spec.license_for(lang),
-                         "non_commercial": spec.non_commercial_for(lang)})
-    return rows

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from harness.errors import ConfigError, UserError
-from harness.registry import unknown_name_message
+from core.errors import ConfigError, UserError
+from core.model import StrictModel
+from core.registry import unknown_name_message
 from tasks.catalogue import dataset_info, load_catalogue
 from tasks.languages import get_language, language_codes, unknown_language_message
 from tasks.readers import READERS
@@ -23,8 +24,8 @@ SplitName = Literal["train", "dev", "test"]
 SourceSplit = Literal["train", "dev", "test", "all"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+class _Strict(StrictModel):
+    model_config = ConfigDict(populate_by_name=True)
 
 
 class Derivation(_Strict):

@@ -12,7 +12,7 @@ import hashlib
 import math
 from typing import Sequence
 
-from harness.errors import DataError
+from core.errors import DataError
 from tasks.types import Example, SequenceExample, TokenExample
 
 SOURCE_NAMES = {"all": "the unsplit data", "train": "the published train split",

@@ -2,7 +2,7 @@
 
 - `config.BenchSection`: the grid file's `benchmark:` section.
 - `runner.bench_models(models, section, store, data_dir=..., force=...)`: measure and store.
-- `commands.bench(...)`: the body of `harness bench` (measure, then print the table).
+- `cli.bench.bench(...)` (outside this package): the body of `harness bench`.
 - Trackers: `latency.measure_latency` / `time_once`, `memory.MemoryTracker`; `isolate.run_in_child`
   runs each measurement in a fresh process; `shapes` builds the shape grid and the inputs.
 - `repeats.Rounds` runs every job in `repeats` processes, interleaved across models, with

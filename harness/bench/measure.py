@@ -179,7 +179,7 @@ def run_job(job: Job) -> dict[str, Any]:
     from harness.bench.latency import LatencyStats, measure_latency, time_once
     from harness.bench.memory import MemoryTracker
     from harness.bench.shapes import Shape, check_length, load_real_examples, real_batches, synthetic_inputs
-    from harness.models.params import count_parameters
+    from models.params import count_parameters
 
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()

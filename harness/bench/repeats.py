@@ -16,12 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
+from core.progress import bar
 from harness.bench.combine import combine
 from harness.bench.config import BenchSection
 from harness.bench.isolate import ChildFailed, run_in_child
 from harness.bench.measure import Job, run_job
 from harness.bench.results import RowKey
-from harness.progress import bar
 
 
 def _key_columns(key: RowKey) -> dict[str, Any]:

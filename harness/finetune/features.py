@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-IGNORE_INDEX = -100
+from core.constants import IGNORE_INDEX
 
 
 @dataclass

@@ -45,7 +45,7 @@ class MeanPoolClassifier(nn.Module):
 
 
 def load_task_model(model_dir: Path, kind: str, labels: list[str], pooling: str = "mean") -> nn.Module:
-    from harness.models.loading import (load_encoder, load_for_sequence_classification,
+    from models.loading import (load_encoder, load_for_sequence_classification,
                                         load_for_token_classification)
 
     kw = dict(num_labels=len(labels), id2label=dict(enumerate(labels)),

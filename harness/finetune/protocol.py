@@ -21,9 +21,13 @@ import hashlib
 import json
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-from harness.precision import resolve_precision
+from core.errors import UserError
+from core.model import StrictModel
+from core.precision import resolve_precision
+from tasks.registry import get_task
+
 
 PROTOCOL_VERSION = 2  # 2: precision and embedding freezing are part of the protocol
 
@@ -55,17 +59,13 @@ PROFILE_TASK_DEFAULTS: dict[str, dict[str, dict]] = {
 
 
 def _task_kind(task: str) -> str | None:
-    from harness.errors import UserError
     try:
-        from tasks.registry import get_task
         return get_task(task).kind
     except UserError:  # an unknown task is reported by the grid's own validation
         return None
 
 
-class _Overrides(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class _Overrides(StrictModel):
     learning_rate: float | None = Field(None, gt=0, lt=1)
     head_learning_rate: float | None = Field(None, gt=0, lt=1)
     epochs: int | None = Field(None, ge=1, le=1000)
@@ -129,9 +129,8 @@ def _run_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-class ResolvedProtocol(BaseModel):
+class ResolvedProtocol(StrictModel):
     """Every hyper-parameter of one task's fine-tuning, concrete."""
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     profile: str
     learning_rate: float

@@ -4,7 +4,7 @@ Full fine-tuning by default (a frozen-encoder option trains the head alone). Ada
 warm-up and decay, gradient clipping at 1.0, early stopping on the dev split's main metric. The
 checkpoint with the best dev score is restored and the test split is scored once, with it. CUDA
 is used when present; the protocol's resolved precision decides bf16 autocast (on a GPU or a CPU
-with native bf16, see harness.precision) or fp32. Weights, losses and metrics stay fp32.
+with native bf16, see core.precision) or fp32. Weights, losses and metrics stay fp32.
 """
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from harness.finetune.batching import collate, eval_batches, train_batches
+from core.progress import bar
 from harness.finetune.features import Encoded, encode_sequences, encode_words
 from harness.finetune.protocol import ResolvedProtocol
-from harness.precision import autocast
-from harness.progress import bar
+from core.precision import autocast
 from harness.store import RunResult, Score
+from models.batching import collate, eval_batches, train_batches
 
 SUBSAMPLE_SEED = 20240611  # fixed: every model and seed sees the same capped subset
 
@@ -101,7 +101,7 @@ class Finetuner:
     # -- model and features --------------------------------------------------------------------
     def _load(self):
         from harness.finetune.heads import load_task_model
-        from harness.models.loading import load_tokenizer
+        from models.loading import load_tokenizer
 
         tokenizer = load_tokenizer(self.model_dir)
         model = load_task_model(self.model_dir, self.spec.kind, self.labels, self.proto.pooling)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from harness.registry import Registry
+from core.registry import Registry
 
 from tasks.types import Example
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from harness.errors import DataError
+from core.errors import DataError
 from tasks.types import SequenceExample
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from harness.bench.config import BenchSection, load_bench_section
 from harness.env import environment, git_revision, hardware, versions
-from harness.errors import ConfigError
+from core.errors import ConfigError
 
 
 def test_defaults_are_the_documented_grid():

@@ -11,11 +11,11 @@ import pytest
 
 from harness.bench import repeats
 from harness.bench.combine import combine, median, spread
-from harness.bench.commands import UNSTABLE_SPREAD, bench, format_table, is_unstable
+from cli.bench import UNSTABLE_SPREAD, bench, format_table, is_unstable
 from harness.bench.config import BenchSection, load_bench_section
 from harness.bench.isolate import ChildFailed, run_in_child
 from harness.bench.runner import BenchModel, bench_models
-from harness.errors import ConfigError
+from core.errors import ConfigError
 
 MMAP_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536"}
 

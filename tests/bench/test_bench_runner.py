@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.bench import repeats
-from harness.bench.commands import bench, format_table
+from cli.bench import bench, format_table
 from harness.bench.config import BenchSection
 from harness.bench.isolate import ChildFailed
 from harness.bench.measure import Job, run_job
@@ -42,7 +42,9 @@ def test_plan_covers_every_shape_target_and_real_language():
     assert teacher.load_key == RowKey(T, "load", "cpu", "fp32", 0, 0)
 
 
-def test_plan_on_a_gpu_machine_adds_cuda_in_fp32_and_bf16():
+def test_plan_on_a_gpu_machine_adds_cuda_in_fp32_and_bf16(monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)  # a GPU with bf16, as far as the plan asks
+    monkeypatch.setattr("torch.cuda.is_bf16_supported", lambda *a, **k: True)
     plan = plan_jobs(_models()[:1], BenchSection(targets=["forward"]), done=set(), cuda_available=True)
     assert {(g.device, g.dtype) for g in plan.groups} == {("cuda", "fp32"), ("cuda", "bf16"), ("cpu", "fp32")}
 

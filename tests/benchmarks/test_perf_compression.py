@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-vocab = pytest.importorskip("compression.vocab")
+vocab = pytest.importorskip("compression.stages.vocab")
 stages = pytest.importorskip("compression.stages")
-config = pytest.importorskip("compression.config")
+config = pytest.importorskip("compression.schema")
 
 
 def _ctx(texts):
@@ -67,7 +67,7 @@ def test_stage(benchmark, rounds, teacher, texts, fresh_dir, stage):
 @pytest.mark.benchmark(group="distill")
 def test_distill_steps(benchmark, rounds, teacher, texts, fresh_dir):
     """Three optimizer steps of student-from-teacher distillation (loading and saving included)."""
-    distill = pytest.importorskip("compression.distill")
+    distill = pytest.importorskip("compression.distill.loop")
     student = fresh_dir()
     stages.run_stage(teacher, config.DepthStage(layers=2), _ctx(texts), student)
     cfg = distill.DistillConfig(steps=3, batch_size=8, max_length=32, checkpoint_every=None, log_every=1)

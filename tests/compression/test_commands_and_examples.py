@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from compression.commands import compress
+from cli.compress import compress
 from compression.plan import expand_points
-from compression.shapes import ModelShape
+from compression.tensors.shapes import ModelShape
 from compression.tiny import tiny_corpus
-from harness.errors import UserError
+from core.errors import UserError
 from harness.grid import load_grid
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,7 +58,7 @@ def test_paper_grid_parses_and_expands():
                                                 "distill", "vocab(5000)"]
     assert by_key[("xlmr", "swh_Latn", "L6-F2048-H564-V40k")].chain[0].strategy == "stride"
     assert [s.label() for s in by_key[("xlmr", "slk_Latn", "vocab-5k")].chain] == ["vocab(5000)"]
-    from compression.distill_stage import distill_config
+    from compression.stages.distill import distill_config
     distill_config(mbert.chain[1].settings, seed=section.seed)  # the paper's settings are valid
 
 

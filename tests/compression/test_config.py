@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from compression.config import CompressionSection, DistillStage, RecipeParams
+from compression.config import CompressionSection
+from compression.schema import DistillStage, RecipeParams
 from compression.plan import expand_points
 from compression.recipes import expand_recipe, point_name
-from harness.errors import ConfigError
+from core.errors import ConfigError
 from harness.grid import parse_grid
 
 BASE = {"languages": ["mlt_Latn", "swh_Latn"], "tasks": ["topic"],

@@ -9,9 +9,9 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-from harness.errors import ConfigError, UserError
-from compression.distill import PROJECTION_FILE, DistillConfig, distill, evaluate_loss
-from compression.distill_checkpoint import CHECKPOINT_FILE, default_checkpoint_dir
+from core.errors import ConfigError, UserError
+from compression.distill.loop import PROJECTION_FILE, DistillConfig, distill, evaluate_loss
+from compression.distill.checkpoint import CHECKPOINT_FILE, default_checkpoint_dir
 from distill_fixtures import single_thread  # noqa: F401 (fixture)
 from distill_fixtures import corpus, save_model, teacher_and_student, tokenizer_for
 
@@ -187,7 +187,7 @@ def test_attention_losses_train_a_student(tmp_path, loss):
 
 def test_minilm_works_across_widths_tinybert_needs_equal_heads(tmp_path):
     from types import SimpleNamespace
-    from compression.distill import _attention_spec
+    from compression.distill.loop import _attention_spec
     teacher, student = teacher_and_student(tmp_path, kind="xlmr", mlm_head=False, student_hidden=16)
     cfg = DistillConfig(loss="minilm", steps=2, batch_size=8, relation_heads=2)
     assert distill(student, teacher, corpus(16), cfg, tmp_path / "a", device="cpu", progress=False).finished
@@ -200,7 +200,7 @@ def test_minilm_works_across_widths_tinybert_needs_equal_heads(tmp_path):
 
 
 def test_module_entry_point_reads_texts_and_config_and_reports_errors(tmp_path, capsys):
-    from compression.distill_cli import main
+    from cli.distill import main
     teacher, student = teacher_and_student(tmp_path, kind="bert", mlm_head=False)
     texts = tmp_path / "texts.jsonl"
     texts.write_text("\n".join(json.dumps({"text": t}) for t in corpus(16)) + "\n", encoding="utf-8")

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from compression.distill_data import (MlmMasker, length_grouped_batches, plan_steps, shard,
+from compression.distill.data import (MlmMasker, length_grouped_batches, plan_steps, shard,
                                       tokenize_texts)
-from compression.losses import IGNORE_INDEX
-from harness.finetune.batching import collate
+from compression.distill.losses import IGNORE_INDEX
+from models.batching import collate
 from distill_fixtures import single_thread  # noqa: F401 (fixture)
 from distill_fixtures import corpus, tokenizer_for
 

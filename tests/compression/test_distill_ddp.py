@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import AutoModel, AutoModelForMaskedLM
 
-from compression.distill import DistillConfig, distill, evaluate_loss, weights_digest
+from compression.distill.loop import DistillConfig, distill, evaluate_loss, weights_digest
 from distill_fixtures import corpus, single_thread, teacher_and_student, write_texts  # noqa: F401 (fixture)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,7 +34,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, ml
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
            "OMP_NUM_THREADS": "1", "HARNESS_PROGRESS": "0"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "compression.distill_cli", "--student", str(student), "--teacher", str(teacher),
+           "-m", "cli.distill", "--student", str(student), "--teacher", str(teacher),
            "--texts", str(texts_file), "--out", str(tmp_path / "ddp"), "--config", json.dumps(ddp_cfg),
            "--device", "cpu", "--report", str(tmp_path / "ddp-report.json"), "--no-progress"]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)

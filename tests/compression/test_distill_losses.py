@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from harness.errors import ConfigError
-from compression.losses import (HiddenStateLoss, combine_mlm_and_logit_loss, hidden_cosine, hidden_mse, logit_kl,
+from core.errors import ConfigError
+from compression.distill.losses import (HiddenStateLoss, combine_mlm_and_logit_loss, hidden_cosine, hidden_mse, logit_kl,
                                 logit_mse, make_layer_map, mlm_loss, uniform_layer_map)
 
 

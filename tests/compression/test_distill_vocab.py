@@ -7,11 +7,11 @@ import pytest
 import torch
 from transformers import AutoModelForMaskedLM
 
-from harness.errors import ModelLoadError
-from compression.distill import DistillConfig, distill, evaluate_loss
-from compression.distill_data import MlmMasker, tokenize_texts
-from compression.distill_models import has_mlm_head, load_tokenizer, teacher_token_map
-from compression.distill_objective import BatchBuilder, Teacher
+from core.errors import ModelLoadError
+from compression.distill.loop import DistillConfig, distill, evaluate_loss
+from compression.distill.data import MlmMasker, tokenize_texts
+from compression.distill.models import has_mlm_head, load_tokenizer, teacher_token_map
+from compression.distill.objective import BatchBuilder, Teacher
 from distill_fixtures import single_thread  # noqa: F401 (fixture)
 from distill_fixtures import (bert_vocab, corpus, save_model, teacher_and_student, tokenizer_for,
                               trimmed_bert_vocab, wordpiece_tokenizer)

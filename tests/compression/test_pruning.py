@@ -9,10 +9,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from compression.config import DepthStage, FfnStage, HiddenStage
-from compression.depth import select_layers
+from compression.schema import DepthStage, FfnStage, HiddenStage
+from compression.stages.depth import select_layers
 from compression.stages import run_stage
-from harness.errors import ConfigError
+from core.errors import ConfigError
 
 MLM_AND_ENCODER = ["bert", "xlmr", "e5"]
 
@@ -92,8 +92,8 @@ def test_ffn_prunes_dead_neurons_first(kind, taylor, teachers, ctx, tmp_path):
 def test_ffn_rejects_heads_and_a_wider_width():
     with pytest.raises(ValueError, match="select heads in the hidden stage"):
         FfnStage(width=8, heads=2)
-    from compression.ffn import check
-    from compression.shapes import ModelShape
+    from compression.stages.ffn import check
+    from compression.tensors.shapes import ModelShape
     with pytest.raises(ConfigError, match="larger than the parent"):
         check(ModelShape(100, 32, 4, 4, 64, 64, 2), FfnStage(width=65))
 
@@ -132,7 +132,7 @@ def test_hidden_importance_drops_dead_dimensions_and_heads(teachers, ctx, tmp_pa
 
     def kill(tensors):
         for name, t in tensors.items():
-            from compression.layout import tensor_axes
+            from compression.tensors.layout import tensor_axes
             ta = tensor_axes(name)
             for d in ta.dims("hidden"):
                 t.index_fill_(d, torch.tensor(dead_dims), 0.0)

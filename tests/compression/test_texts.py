@@ -8,7 +8,7 @@ import pytest
 
 from compression.config import TextConfig
 from compression.texts import LanguageText
-from harness.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError
 
 
 def _write(path, lines):

@@ -10,11 +10,11 @@ import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from compression.build import build_grid
-from compression.modelio import KEPT_TOKEN_IDS_FILE
+from compression.tensors.modelio import KEPT_TOKEN_IDS_FILE
 from compression.plan import make_plan
 from compression.tiny import local_resolve, one_thread, tiny_grid
-from harness.errors import ConfigError
-from harness.models.params import count_parameters
+from core.errors import ConfigError
+from models.params import count_parameters
 
 SECTION = {
     "recipe": "two_step", "seed": 3,
@@ -79,5 +79,5 @@ def test_distill_settings_are_validated_at_plan_time(tmp_path, teachers):
 
 
 def test_kept_token_ids_file_is_the_one_distillation_reads():
-    from compression.distill_models import KEPT_TOKEN_IDS_FILE as read_by_distill
+    from compression.distill.models import KEPT_TOKEN_IDS_FILE as read_by_distill
     assert KEPT_TOKEN_IDS_FILE == read_by_distill

@@ -9,13 +9,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from compression.config import DepthStage, VocabStage
-from compression.modelio import VOCAB_MAP_FILE, load_model
+from compression.schema import DepthStage, VocabStage
+from compression.tensors.modelio import VOCAB_MAP_FILE, load_model
 from compression.stages import StageContext, run_stage
 from compression.tiny import tiny_corpus
-from compression.tokenizer_trim import bpe_parts
-from compression.vocab import id_map, load_tokenizer
-from harness.errors import ConfigError
+from compression.stages.tokenizer_trim import bpe_parts
+from compression.stages.vocab import id_map, load_tokenizer
+from core.errors import ConfigError
 
 KINDS = {"bert": "WordPiece", "bert-tk": "WordPiece", "xlmr": "Unigram", "xlmr-tk": "Unigram", "e5": "Unigram",
          "bpe": "BPE"}

@@ -5,7 +5,7 @@ import random
 
 import torch
 
-from harness.finetune.batching import collate, eval_batches, train_batches
+from models.batching import collate, eval_batches, train_batches
 from harness.finetune.features import IGNORE_INDEX, encode_words
 from tests.conftest import build_unigram_tokenizer, build_wordpiece_tokenizer
 

@@ -10,7 +10,7 @@ import textwrap
 import pytest
 from typer.testing import CliRunner
 
-from harness.cli import app
+from cli.app import app
 from harness.store import Store
 from tests.conftest import save_tiny_model
 
@@ -212,7 +212,7 @@ def test_sigterm_interrupts_like_ctrl_c(grid_file, tmp_path):
 
     db = tmp_path / "r.duckdb"
     env = {**os.environ, "HARNESS_TASK_DIRS": os.environ["HARNESS_TASK_DIRS"]}
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "eval", "--models", str(grid_file),
+    proc = subprocess.Popen([sys.executable, "-m", "cli.app", "eval", "--models", str(grid_file),
                              "--db", str(db), "--data-dir", str(tmp_path / "data"), "--no-bench"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     deadline = time.monotonic() + 300

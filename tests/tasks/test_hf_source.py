@@ -9,7 +9,7 @@ import pytest
 
 datasets = pytest.importorskip("datasets")
 
-from harness.errors import ConfigError, DataError  # noqa: E402
+from core.errors import ConfigError, DataError  # noqa: E402
 from tasks.hf_source import load_hf_splits  # noqa: E402
 from tasks.registry import add_task_dir, get_task, load_task_data  # noqa: E402
 from tasks.spec import DatasetDef  # noqa: E402

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from harness.errors import UserError
+from core.errors import UserError
 from tasks import languages as L
 
 DATA_LANGUAGES = ["afr_Latn", "amh_Ethi", "eng_Latn", "est_Latn", "eus_Latn", "gle_Latn", "hau_Latn",
@@ -62,7 +62,7 @@ def test_unknown_language_messages():
 
 
 def test_invalid_language_entry_is_a_config_error(tmp_path, monkeypatch):
-    from harness.errors import ConfigError
+    from core.errors import ConfigError
     bad = tmp_path / "languages.yaml"
     bad.write_text("mlt_Latn: {name: Maltese, iso639_3: mlt, script: Latn, wiki: mt}\n")
     monkeypatch.setattr(L, "LANGUAGES_FILE", bad)

