@@ -369,7 +369,7 @@ class Store:
             con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, json.dumps(value)])
 
     def get_meta(self, key: str) -> Any:
-        rows = self.query("SELECT value FROM meta WHERE key = ?", [key], read_only=True)
+        _, rows = self.query("SELECT value FROM meta WHERE key = ?", [key], read_only=True)
         return json.loads(rows[0][0]) if rows else None
 
     # -- languages and models ------------------------------------------------------------------

@@ -45,6 +45,7 @@ from compression.distill.flops import distill_flops_per_token
 from compression.distill.losses import HiddenStateLoss, make_layer_map
 from compression.distill.models import (KEPT_TOKEN_IDS_FILE, has_mlm_head, load_model, load_tokenizer,
                                         teacher_token_map)
+from compression.distill.target_store import TeacherTargetStore, teacher_digest, worth_it
 from compression.distill.objective import (HIDDEN_LOSS_KIND, AttentionSpec, BatchBuilder, DistillObjective,
                                            LossKind, Teacher, TeacherStateCache, is_mlm_loss, weighted_loss)
 from core.errors import ConfigError, UserError
@@ -88,6 +89,9 @@ class DistillConfig(BaseModel):
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     freeze_word_embeddings: bool = False
     teacher_cache_mb: int = Field(1024, ge=0)
+    # teacher targets on disk (compression.distill.target_store), given a store directory: auto uses
+    # one in bf16 runs that pass over the text 1.5 times or more, or whose targets are stored already
+    teacher_store: Literal["auto", "on", "off"] = "auto"
     checkpoint_every: int | None = Field(200, gt=0)
     log_every: int = Field(10, gt=0)
     seed: int = 0
@@ -223,7 +227,7 @@ class _Parts:
 
 
 def _build(student_dir: Path, teacher_dir: Path, texts: list[str], cfg: DistillConfig, device: torch.device, *,
-           progress: bool, world_size: int, training: bool = True) -> _Parts:
+           progress: bool, world_size: int, training: bool = True, target_store_dir: Path | None = None) -> _Parts:
     """Load both models and tokenizers, check their vocabularies agree, tokenise, plan the steps and
     assemble the objective (the same for training and for evaluate_loss)."""
     student_head, teacher_head = has_mlm_head(student_dir), has_mlm_head(teacher_dir)
@@ -264,13 +268,41 @@ def _build(student_dir: Path, teacher_dir: Path, texts: list[str], cfg: DistillC
         teacher_layers = teacher_layers + (attention.teacher_targets() if attention else [])
     repeats = max(m.epoch for s in plan for m in s.micro_batches) > 0
     cache = (TeacherStateCache(cfg.teacher_cache_mb << 20)
-             if training and hidden_loss is not None and repeats and cfg.teacher_cache_mb > 0 else None)
+             if training and not is_mlm_loss(kind) and repeats and cfg.teacher_cache_mb > 0 else None)
     teacher = Teacher(teacher_model, kind, token_map=token_map, vocab_size=vocab_size,
                       teacher_layers=teacher_layers, cache=cache)
+    if training and not is_mlm_loss(kind) and target_store_dir is not None and world_size == 1:
+        store = _target_store(target_store_dir, teacher_dir, teacher, ids, batches, plan, cfg, precision, device,
+                              progress)
+        if store is not None:
+            teacher.cache = cache = store
     objective = DistillObjective(student, kind, vocab_size=vocab_size, hidden_loss=hidden_loss,
                                  temperature=cfg.temperature, logit_positions=cfg.logit_positions,
                                  attention=attention).to(device)
     return _Parts(kind, student, teacher, objective, batches, plan, layer_map, cache, precision)
+
+
+def _target_store(root: Path, teacher_dir: Path, teacher: Teacher, ids: list[list[int]], batches: BatchBuilder,
+                  plan: list[Step], cfg: DistillConfig, precision: str, device: torch.device,
+                  progress: bool) -> TeacherTargetStore | None:
+    """The on-disk store of the teacher's targets, built if missing, when `cfg.teacher_store` asks for
+    one: always ('on'), or ('auto') in bf16 where it pays (target_store.worth_it)."""
+    if cfg.teacher_store == "off" or (cfg.teacher_store == "auto" and precision != "bf16"):
+        return None
+    token_map = batches.token_map.cpu() if batches.token_map is not None else None
+    teacher_ids = [token_map[torch.as_tensor(x)].tolist() for x in ids] if token_map is not None else ids
+    store = TeacherTargetStore(root, teacher_id=teacher_digest(teacher_dir), precision=precision, ids=teacher_ids,
+                               names=teacher.teacher_layers)
+    planned = sum(s.tokens for s in plan)
+    if cfg.teacher_store == "auto" and not worth_it(planned, sum(len(x) for x in ids), not store.missing()):
+        return None
+    pad = int(token_map[batches.pad_id]) if token_map is not None else batches.pad_id
+    width = teacher.model.config.hidden_size
+    t0 = time.perf_counter()
+    store.ensure(teacher.compute_targets, teacher_ids, pad, device, {n: width for n in teacher.teacher_layers},
+                 progress=progress)
+    store.build_seconds = time.perf_counter() - t0
+    return store
 
 
 def _attention_spec(kind: str, cfg: DistillConfig, s_cfg, t_cfg, layer_map: dict[int, int]) -> AttentionSpec | None:
@@ -294,8 +326,12 @@ def _attention_spec(kind: str, cfg: DistillConfig, s_cfg, t_cfg, layer_map: dict
 def distill(student_dir: Path, teacher_dir: Path, texts: Sequence[str], cfg: DistillConfig, out_dir: Path, *,
             device: str | None = None, progress: bool = True, checkpoint_dir: Path | None = None,
             stop_after_steps: int | None = None,
-            on_step: Callable[[int, float], None] | None = None) -> DistillReport:
+            on_step: Callable[[int, float], None] | None = None,
+            target_store_dir: Path | None = None) -> DistillReport:
     """Distil the student in `student_dir` from the teacher in `teacher_dir` on `texts`; save to `out_dir`.
+
+    `target_store_dir`: where the teacher's targets may be kept on disk and shared with other runs
+    (compression.distill.target_store; the stage cache passes its own), None for no disk store.
 
     `checkpoint_dir` defaults to <out_dir>.ckpt. `stop_after_steps` trains at most that many steps in
     this call, checkpoints and returns (finished=False): a later call with the same arguments goes on.
@@ -305,7 +341,8 @@ def distill(student_dir: Path, teacher_dir: Path, texts: Sequence[str], cfg: Dis
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else ckpt.default_checkpoint_dir(out_dir)
     env = setup(device)
     try:
-        return _Run(student_dir, teacher_dir, texts, cfg, out_dir, checkpoint_dir, env, progress).train(
+        return _Run(student_dir, teacher_dir, texts, cfg, out_dir, checkpoint_dir, env, progress,
+                    target_store_dir).train(
             stop_after_steps, on_step)
     finally:
         teardown(env)
@@ -315,7 +352,8 @@ class _Run:
     """One call of distill(): built from its arguments, then `train()`."""
 
     def __init__(self, student_dir: Path, teacher_dir: Path, texts: Sequence[str], cfg: DistillConfig,
-                 out_dir: Path, checkpoint_dir: Path, env: DistEnv, progress: bool):
+                 out_dir: Path, checkpoint_dir: Path, env: DistEnv, progress: bool,
+                 target_store_dir: Path | None = None):
         self.t_start = time.perf_counter()
         self.cfg, self.env, self.out_dir, self.checkpoint_dir = cfg, env, out_dir, checkpoint_dir
         self.student_dir = student_dir
@@ -331,7 +369,7 @@ class _Run:
         torch.manual_seed(cfg.seed)  # the same on every rank: anything initialised while loading agrees
 
         parts = _build(student_dir, teacher_dir, self.texts, cfg, env.device, progress=self.progress,
-                       world_size=env.world_size)
+                       world_size=env.world_size, target_store_dir=target_store_dir)
         self.kind, self.student, self.teacher, self.objective = parts.kind, parts.student, parts.teacher, parts.objective
         self.batches, self.plan, self.layer_map, self.cache = parts.batches, parts.plan, parts.layer_map, parts.cache
         self.precision = parts.precision
@@ -485,6 +523,8 @@ class _Run:
             device=str(self.env.device), world_size=self.env.world_size, torch_threads=torch.get_num_threads(),
             precision=self.precision, max_tokens=self.cfg.max_tokens,
             teacher_cache={"enabled": float(cache is not None),
+                           "disk_store": float(isinstance(cache, TeacherTargetStore)),
+                           "store_build_seconds": float(getattr(cache, "build_seconds", 0.0)),
                            "hits": float(cache.hits if cache else 0), "misses": float(cache.misses if cache else 0),
                            "mb": (cache.used_bytes / 2**20) if cache else 0.0},
             weights_digest=digests[0], ranks_agree=len(set(digests)) == 1, fingerprint=self.fingerprint)

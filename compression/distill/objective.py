@@ -224,7 +224,8 @@ class Teacher:
         if self.cache is not None:
             cached = self.cache.lookup(batch.indices, lengths, self.teacher_layers)
             if cached is not None:
-                return {k: _fit_width(v, batch.input_ids.shape[1]) for k, v in cached.items()}
+                device = batch.input_ids.device
+                return {k: _fit_width(v.to(device), batch.input_ids.shape[1]) for k, v in cached.items()}
         states = self.compute_targets(batch.teacher_input_ids, batch.attention_mask)
         states = {name: states[name] for name in self.teacher_layers}
         if self.cache is not None:

@@ -62,7 +62,8 @@ def apply(parent_dir: Path, cfg: DistillStage, ctx, out_dir: Path) -> dict:
     # beside the (resumable) work directory, so an interrupted distillation continues
     checkpoints = out_dir.parent / f"{out_dir.name}.ckpt"
     report = loop.distill(Path(parent_dir), Path(ctx.distill_teacher_dir), texts, dcfg, out_dir,
-                            device=ctx.device, progress=True, checkpoint_dir=checkpoints)
+                            device=ctx.device, progress=True, checkpoint_dir=checkpoints,
+                            target_store_dir=ctx.target_store_dir)
     copy_carried_files(Path(parent_dir), out_dir)  # tokenizer / vocabulary maps, if distill did not
     shutil.rmtree(checkpoints, ignore_errors=True)
     out = _as_dict(report)

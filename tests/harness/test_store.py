@@ -159,3 +159,10 @@ def test_a_worker_on_another_host_is_judged_by_its_start_time(store):
     assert not store.claim_run(info, before)   # it started after this worker: live
     later = store.now()
     assert store.claim_run(info, later)   # it started before this worker: an old trace
+
+
+def test_meta_values_round_trip(tmp_path):
+    store = Store(tmp_path / "r.duckdb").init()
+    assert store.get_meta("matmul_peak:cpu") is None
+    store.set_meta("matmul_peak:cpu", [{"dtype": "bf16", "gflops": 170.5}])
+    assert store.get_meta("matmul_peak:cpu") == [{"dtype": "bf16", "gflops": 170.5}]
