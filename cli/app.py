@@ -177,15 +177,27 @@ def results_command(
     patterns: Optional[list[str]] = typer.Option(None, "--models-like",
                                                  help="with --vs-teacher: compressed model keys to show "
                                                       "(shell pattern; repeatable; default all)"),
+    export: Optional[tuple[str, str]] = typer.Option(
+        None, "--export", metavar="FORMAT DIR",
+        help="write every table and view to DIR as FORMAT (parquet or csv) instead of printing: a "
+             "snapshot a notebook can read while a grid writes the database"),
+    upgrade: bool = typer.Option(False, "--upgrade",
+                                 help="migrate a file written by an older version first (writes it)"),
 ) -> None:
     """Print the summary table (mean, std, n per model, task and language) from the database."""
     from harness.report import teacher_comparison
     from harness.runner import format_summary
 
     store = _store(db)
-    if not store.path.exists():
-        raise UserError(f"no results database at {store.path}: run `harness eval --models examples/grid.yaml` first")
-    store.init()   # a file written by an older version gets the current views (idempotent)
+    if upgrade:    # the one reading command that writes: an explicit request to migrate the file
+        if not store.path.exists():
+            raise UserError(f"no results database at {store.path} to upgrade")
+        store.init()
+    store.open_for_reading()   # read-only: never migrates, never takes the write lock
+    if export is not None:
+        written = store.export(export[0], Path(export[1]))
+        _echo(f"exported {len(written)} table(s) to {export[1]}: " + ", ".join(p.name for p in written))
+        return
     if vs_teacher:
         typer.echo(teacher_comparison(store, patterns or ["*"]) or f"no finished runs in {store.path}")
         return
