@@ -22,9 +22,23 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+import typer.core
 
 from core.errors import UserError
 from harness.store import DEFAULT_DB, Store
+
+
+def _flag_display_type(display_type_rich):
+    """Typer prints a flag's type as `<bool>` (`--retry-failed <bool>`), which reads as if it took
+    a value: a flag is shown bare, as click shows it."""
+    @functools.wraps(display_type_rich)
+    def display(self, ctx):
+        return None if getattr(self, "is_flag", False) else display_type_rich(self, ctx)
+    return display
+
+
+if hasattr(typer.core, "TyperOption") and hasattr(typer.core.TyperOption, "display_type_rich"):
+    typer.core.TyperOption.display_type_rich = _flag_display_type(typer.core.TyperOption.display_type_rich)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Compress multilingual encoders for low-resource languages and measure the cost.")
@@ -73,7 +87,7 @@ def _echo(msg: str) -> None:
 DbOption = typer.Option(None, "--db", help=f"the DuckDB results file (default {DEFAULT_DB})")
 DataDirOption = typer.Option(None, "--data-dir", help="data directory (else $HARNESS_DATA_DIR, else the user cache)")
 DeviceOption = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)")
-GridSelection = typer.Option(None, "--grid", help="the tasks and languages of this grid file")
+GridSelection = typer.Option(None, "--grid", "--models", help="the tasks and languages of this grid file")
 TaskSelection = typer.Option([], "--task", help="a task (repeatable; default all)")
 LanguageSelection = typer.Option([], "--language", help="a language (repeatable; default all)")
 
@@ -97,7 +111,7 @@ def _eval_models(grid, data_dir: Path, device: Optional[str], build: bool):
 @app.command("eval")
 @user_errors
 def eval_command(
-    models: Path = typer.Option(..., "--models", help="the grid file (e.g. examples/grid.yaml)"),
+    models: Path = typer.Option(..., "--models", "--grid", help="the grid file (e.g. examples/grid.yaml)"),
     db: Optional[Path] = DbOption,
     data_dir: Optional[str] = DataDirOption,
     device: Optional[str] = DeviceOption,
@@ -211,7 +225,7 @@ def results_command(
 @app.command("compress")
 @user_errors
 def compress_command(
-    grid: Path = typer.Option(..., "--grid", help="the grid file with a compression: section"),
+    grid: Path = typer.Option(..., "--grid", "--models", help="the grid file with a compression: section"),
     data_dir: Optional[str] = DataDirOption,
     device: Optional[str] = DeviceOption,
     dry_run: bool = typer.Option(False, "--dry-run", help="print the plan and parameter counts, build nothing"),
@@ -225,7 +239,7 @@ def compress_command(
 @app.command("bench")
 @user_errors
 def bench_command(
-    models: Path = typer.Option(..., "--models", help="the grid file"),
+    models: Path = typer.Option(..., "--models", "--grid", help="the grid file"),
     db: Optional[Path] = DbOption,
     data_dir: Optional[str] = DataDirOption,
     device: Optional[str] = DeviceOption,
