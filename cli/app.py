@@ -22,9 +22,23 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+import typer.core
 
 from core.errors import UserError
 from harness.store import DEFAULT_DB, Store
+
+
+def _flag_display_type(display_type_rich):
+    """Typer prints a flag's type as `<bool>` (`--retry-failed <bool>`), which reads as if it took
+    a value: a flag is shown bare, as click shows it."""
+    @functools.wraps(display_type_rich)
+    def display(self, ctx):
+        return None if getattr(self, "is_flag", False) else display_type_rich(self, ctx)
+    return display
+
+
+if hasattr(typer.core, "TyperOption") and hasattr(typer.core.TyperOption, "display_type_rich"):
+    typer.core.TyperOption.display_type_rich = _flag_display_type(typer.core.TyperOption.display_type_rich)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Compress multilingual encoders for low-resource languages and measure the cost.")
@@ -73,7 +87,7 @@ def _echo(msg: str) -> None:
 DbOption = typer.Option(None, "--db", help=f"the DuckDB results file (default {DEFAULT_DB})")
 DataDirOption = typer.Option(None, "--data-dir", help="data directory (else $HARNESS_DATA_DIR, else the user cache)")
 DeviceOption = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)")
-GridSelection = typer.Option(None, "--grid", help="the tasks and languages of this grid file")
+GridSelection = typer.Option(None, "--grid", "--models", help="the tasks and languages of this grid file")
 TaskSelection = typer.Option([], "--task", help="a task (repeatable; default all)")
 LanguageSelection = typer.Option([], "--language", help="a language (repeatable; default all)")
 
@@ -97,7 +111,7 @@ def _eval_models(grid, data_dir: Path, device: Optional[str], build: bool):
 @app.command("eval")
 @user_errors
 def eval_command(
-    models: Path = typer.Option(..., "--models", help="the grid file (e.g. examples/grid.yaml)"),
+    models: Path = typer.Option(..., "--models", "--grid", help="the grid file (e.g. examples/grid.yaml)"),
     db: Optional[Path] = DbOption,
     data_dir: Optional[str] = DataDirOption,
     device: Optional[str] = DeviceOption,
@@ -177,15 +191,27 @@ def results_command(
     patterns: Optional[list[str]] = typer.Option(None, "--models-like",
                                                  help="with --vs-teacher: compressed model keys to show "
                                                       "(shell pattern; repeatable; default all)"),
+    export: Optional[tuple[str, str]] = typer.Option(
+        None, "--export", metavar="FORMAT DIR",
+        help="write every table and view to DIR as FORMAT (parquet or csv) instead of printing: a "
+             "snapshot a notebook can read while a grid writes the database"),
+    upgrade: bool = typer.Option(False, "--upgrade",
+                                 help="migrate a file written by an older version first (writes it)"),
 ) -> None:
     """Print the summary table (mean, std, n per model, task and language) from the database."""
     from harness.report import teacher_comparison
     from harness.runner import format_summary
 
     store = _store(db)
-    if not store.path.exists():
-        raise UserError(f"no results database at {store.path}: run `harness eval --models examples/grid.yaml` first")
-    store.init()   # a file written by an older version gets the current views (idempotent)
+    if upgrade:    # the one reading command that writes: an explicit request to migrate the file
+        if not store.path.exists():
+            raise UserError(f"no results database at {store.path} to upgrade")
+        store.init()
+    store.open_for_reading()   # read-only: never migrates, never takes the write lock
+    if export is not None:
+        written = store.export(export[0], Path(export[1]))
+        _echo(f"exported {len(written)} table(s) to {export[1]}: " + ", ".join(p.name for p in written))
+        return
     if vs_teacher:
         typer.echo(teacher_comparison(store, patterns or ["*"]) or f"no finished runs in {store.path}")
         return
@@ -199,7 +225,7 @@ def results_command(
 @app.command("compress")
 @user_errors
 def compress_command(
-    grid: Path = typer.Option(..., "--grid", help="the grid file with a compression: section"),
+    grid: Path = typer.Option(..., "--grid", "--models", help="the grid file with a compression: section"),
     data_dir: Optional[str] = DataDirOption,
     device: Optional[str] = DeviceOption,
     dry_run: bool = typer.Option(False, "--dry-run", help="print the plan and parameter counts, build nothing"),
@@ -213,7 +239,7 @@ def compress_command(
 @app.command("bench")
 @user_errors
 def bench_command(
-    models: Path = typer.Option(..., "--models", help="the grid file"),
+    models: Path = typer.Option(..., "--models", "--grid", help="the grid file"),
     db: Optional[Path] = DbOption,
     data_dir: Optional[str] = DataDirOption,
     device: Optional[str] = DeviceOption,

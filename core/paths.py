@@ -18,26 +18,62 @@ def cache_root() -> Path:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists on this machine."""
+    """Whether a live process with this id exists on this machine (a zombie, which has exited
+    and waits to be reaped, is not alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # exists, owned by someone else
-        return True
-    return True
+        pass
+    return _start_time(pid) is not None
 
 
-def worker_id() -> str:
-    """This process, as `host:pid` (who owns a run or a lock)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+def _start_time(pid: int) -> float | None:
+    """The process's start time (seconds since the epoch), or None when it is gone or a zombie."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return proc.create_time()
+    except psutil.NoSuchProcess:
+        return None
+    except psutil.AccessDenied:  # exists; its start time is not ours to read
+        return float("nan")
+
+
+def worker_id(pid: int | None = None) -> str:
+    """A process, as `host:pid:start` (who owns a run): the start time (psutil's create_time, to
+    the centisecond) tells a process from a later one that got the same pid."""
+    pid = os.getpid() if pid is None else pid
+    start = _start_time(pid)
+    return f"{socket.gethostname()}:{pid}:{start:.2f}" if start is not None else f"{socket.gethostname()}:{pid}"
+
+
+# A recorded start time and the live process's may differ by psutil's rounding of boot time.
+_START_TOLERANCE_S = 1.0
 
 
 def worker_alive(worker: str | None) -> bool | None:
-    """True/False for a worker on this host; None when it ran elsewhere (cannot tell)."""
+    """True/False for a worker on this host; None when it ran elsewhere (cannot tell).
+
+    Alive means: a live (non-zombie) process with that pid which started when the worker did; a
+    process that reused the pid started later, so the worker is dead. An id without a start time
+    (written by an older version) is judged by the pid alone."""
     if not worker or ":" not in worker:
         return None
-    host, _, pid = worker.rpartition(":")
+    host, _, rest = worker.partition(":")
+    pid, _, start = rest.partition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return None
-    return pid_alive(int(pid))
+    now_start = _start_time(int(pid))
+    if now_start is None:
+        return False
+    if not start or now_start != now_start:    # legacy id, or a start time we may not read (nan)
+        return True
+    try:
+        return abs(now_start - float(start)) <= _START_TOLERANCE_S
+    except ValueError:
+        return True

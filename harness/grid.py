@@ -177,7 +177,9 @@ def _allowed_fields_at(loc: tuple[Any, ...]) -> list[str] | None:
 
 
 def format_validation_error(path: Path | str, err: ValidationError) -> str:
-    errors = err.errors()
+    # an unknown (often misspelt) key explains the other problems ("languages: Field required"
+    # follows from "langauges"), so it is reported first, the outermost one before nested ones
+    errors = sorted(err.errors(), key=lambda e: (e["type"] != "extra_forbidden", len(e["loc"])))
     first = errors[0]
     loc = tuple(first["loc"])
     # pydantic puts the union member or validator name in loc; keep the user's field path
@@ -207,12 +209,44 @@ def parse_grid(data: Any, path: Path | str = "<grid>") -> Grid:
         raise ConfigError(format_validation_error(path, err)) from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key given twice in one mapping (YAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.get(key)
+            except TypeError:       # an unhashable key: let the base class report it
+                continue
+            if first is not None:
+                raise _DuplicateKey(f"line {line}: key {key!r} is given twice (lines {first} and "
+                                    f"{line}); keep one")
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+                                 _UniqueKeyLoader.construct_mapping)
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
 def load_grid(path: str | Path) -> Grid:
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, not a grid file; pass a YAML file in it "
+                          "(e.g. examples/grid.yaml)")
     if not path.is_file():
         raise ConfigError(f"{path}: no such grid file (try examples/grid.yaml)")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+    except _DuplicateKey as err:
+        raise ConfigError(f"{path}: {err}") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

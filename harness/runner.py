@@ -20,7 +20,7 @@ from core.errors import DataError, UserError
 from core.progress import bar
 from harness.grid import Grid
 from harness.store import ModelRecord, RunInfo, RunKey, Store
-from tasks.fetch import fetch, missing
+from tasks.fetch import check_present_files, fetch
 from tasks.registry import get_task, has_data, load_task_data, required_files
 
 
@@ -147,7 +147,8 @@ def register_protocol(store: Store, grid: Grid) -> str:
 
 
 def ensure_data(grid: Grid, data_dir: Path, *, offline: bool = False, mirrors: tuple[str, ...] = ()) -> None:
-    """Fetch the data files the grid needs, or stop with a message naming what is missing."""
+    """Verify the data files the grid needs (checksums, before the first run) and fetch the
+    missing ones; stop with one message naming every corrupt or missing file."""
 
     entries = {}
     for task in grid.tasks:
@@ -155,7 +156,7 @@ def ensure_data(grid: Grid, data_dir: Path, *, offline: bool = False, mirrors: t
             if has_data(task, language):
                 for e in required_files(task, language):
                     entries[e.path] = e
-    lacking = missing(list(entries.values()), data_dir)
+    lacking = check_present_files(list(entries.values()), data_dir)
     if not lacking:
         return
     if offline:

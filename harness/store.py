@@ -23,6 +23,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import duckdb
 
+from core.errors import UserError
 from core.paths import worker_alive, worker_id
 
 DEFAULT_DB = Path("results") / "harness.duckdb"
@@ -310,6 +311,57 @@ def _is_lock_conflict(exc: Exception) -> bool:
     return "lock" in text.lower() and ("Conflicting" in text or "Could not set lock" in text)
 
 
+class StoreError(UserError):
+    """A results file that cannot be used: not DuckDB, not ours, not writable, older or newer."""
+
+
+class StoreBusy(StoreError):
+    """The file stayed locked by a writer longer than the store's lock timeout."""
+
+
+# The tables every harness results file has (a DuckDB file without them belongs to something else).
+HARNESS_TABLES = frozenset({"meta", "models", "runs", "scores", "languages", "benchmarks"})
+HARNESS_VIEWS = frozenset({"v_score_summary", "v_main_test", "v_relative", "v_bench_vs_teacher"})
+_OTHER_DB = "pass another file with --db, or a path that does not exist yet to create one"
+
+
+def _open_error(path: Path, exc: Exception, read_only: bool) -> StoreError:
+    """The one-line message for a DuckDB error raised while opening `path`."""
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if "not a valid DuckDB database file" in first:
+        return StoreError(f"{path} is not a DuckDB database (not a results file of the harness); "
+                          f"{_OTHER_DB}; the file was left unchanged")
+    if _is_lock_conflict(exc):
+        return StoreBusy(f"{path} is locked by another process writing to it (a running grid?); "
+                         "wait for it to finish and try again")
+    if "Permission denied" in first or "Read-only file system" in first:
+        what = "read" if read_only else "written"
+        return StoreError(f"{path} cannot be {what} (permission denied); change its permissions "
+                          f"or {_OTHER_DB}")
+    if "newer" in first.lower() or "version" in first.lower():
+        return StoreError(f"{path} was written by another DuckDB version ({first.removeprefix('IO Error: ')}); "
+                          "open it with the duckdb version pinned by the harness, or " + _OTHER_DB)
+    return StoreError(f"cannot open {path}: {first}; {_OTHER_DB}")
+
+
+def connect_with_retry(path: str | Path, read_only: bool = False,
+                       lock_timeout_s: float = 120.0) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection to `path`, retrying while another process holds the lock (a grid that
+    writes, or a reader while we write). This is the supported way to read the results file from a
+    notebook while a grid runs: open, query, close (`read_only=True` for reading)."""
+    path = Path(path)
+    deadline = time.monotonic() + lock_timeout_s
+    delay = 0.05
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.Error as exc:
+            if not _is_lock_conflict(exc) or time.monotonic() > deadline:
+                raise _open_error(path, exc, read_only) from exc
+            time.sleep(delay + random.random() * delay)
+            delay = min(delay * 2, 1.0)
+
+
 class Store:
     """The DuckDB results file. Connections are short-lived; see the module docstring."""
 
@@ -320,21 +372,15 @@ class Store:
     # -- connections ---------------------------------------------------------------------------
     @contextlib.contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived connection; opening retries on the lock and raises StoreError (one line,
+        naming the file) for a file DuckDB cannot open."""
+        if self.path.is_dir():
+            raise StoreError(f"{self.path} is a directory; pass the DuckDB results file with --db")
         if read_only and not self.path.exists():
             raise FileNotFoundError(f"no results database at {self.path}")
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + self.lock_timeout_s
-        delay = 0.05
-        while True:
-            try:
-                con = duckdb.connect(str(self.path), read_only=read_only)
-                break
-            except duckdb.IOException as exc:
-                if not _is_lock_conflict(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(delay + random.random() * delay)
-                delay = min(delay * 2, 1.0)
+        con = connect_with_retry(self.path, read_only=read_only, lock_timeout_s=self.lock_timeout_s)
         try:
             yield con
         finally:
@@ -352,7 +398,11 @@ class Store:
             con.execute("COMMIT")
 
     def init(self) -> "Store":
-        """Create tables and (re)create the prepared views. Idempotent."""
+        """Create tables, migrate an older file and (re)create the prepared views. Idempotent.
+        Only commands that write call this; an existing file is checked read-only first, so a
+        file that is not ours is refused without being touched."""
+        if self.path.exists():
+            self._check(for_writing=True)
         with self.transaction() as con:
             con.execute(SCHEMA)
             for table, column, sql_type in MIGRATIONS:  # columns added after a file was created
@@ -362,6 +412,42 @@ class Store:
                 "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
             )
         return self
+
+    def open_for_reading(self) -> "Store":
+        """Check, read-only, that the file is a results file this version can read (nothing is
+        migrated: a file from an older version gets a message saying how to upgrade it)."""
+        if not self.path.exists():
+            raise StoreError(f"no results database at {self.path}: run `harness eval --models "
+                             "examples/grid.yaml` first, or pass the file with --db")
+        self._check(for_writing=False)
+        return self
+
+    def _check(self, for_writing: bool) -> None:
+        with self.connect(read_only=True) as con:
+            names = {r[0]: r[1] for r in con.execute(
+                "SELECT table_name, table_type FROM information_schema.tables").fetchall()}
+            tables = {n for n, kind in names.items() if kind == "BASE TABLE"}
+            if not tables & HARNESS_TABLES and (tables or for_writing is False):
+                shown = ", ".join(sorted(tables)[:5]) or "no tables"
+                raise StoreError(f"{self.path} is a DuckDB database of something else (tables: {shown}), "
+                                 f"not a harness results file; {_OTHER_DB}; the file was left unchanged")
+            version = None
+            if "meta" in tables:
+                row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                version = int(row[0]) if row and str(row[0]).isdigit() else None
+            if version is not None and version > SCHEMA_VERSION:
+                raise StoreError(f"{self.path} was written by a newer version of the harness (schema "
+                                 f"{version}, this one knows {SCHEMA_VERSION}); upgrade the harness")
+            if for_writing:
+                return
+            columns = {(t, c) for t, c in con.execute(
+                "SELECT table_name, column_name FROM information_schema.columns").fetchall()}
+            missing = sorted((HARNESS_TABLES - tables) | (HARNESS_VIEWS - set(names))
+                             | {f"{t}.{c}" for t, c, _ in MIGRATIONS if (t, c) not in columns})
+            if missing:
+                raise StoreError(f"{self.path} was written by an older version of the harness (it lacks "
+                                 f"{', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}); upgrade "
+                                 f"it once with `harness results --db {self.path} --upgrade` (writes the file)")
 
     def set_meta(self, key: str, value: Any) -> None:
         """A JSON value in the meta table (e.g. 'matmul_peak:cpu', the device's measured peak)."""
@@ -516,11 +602,29 @@ class Store:
             cur = con.execute(sql, params or [])
             return [d[0] for d in cur.description], cur.fetchall()
 
+    def export(self, fmt: str, directory: Path) -> list[Path]:
+        """Every table and prepared view as one file each in `directory` (parquet or csv), read in
+        one read-only connection: a consistent snapshot to read with pandas while a grid writes."""
+        if fmt not in ("parquet", "csv"):
+            raise UserError(f"cannot export as {fmt!r}: choose parquet or csv")
+        directory.mkdir(parents=True, exist_ok=True)
+        written = []
+        with self.connect(read_only=True) as con:
+            names = [r[0] for r in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
+                "ORDER BY table_name").fetchall()]
+            for name in names:
+                out = directory / f"{name}.{fmt}"
+                opts = "FORMAT parquet" if fmt == "parquet" else "HEADER, DELIMITER ','"
+                con.execute(f"COPY (SELECT * FROM \"{name}\") TO '{str(out).replace(chr(39), chr(39) * 2)}' ({opts})")
+                written.append(out)
+        return written
+
     def summary(self, split: str = "test") -> tuple[list[str], list[tuple]]:
         """Mean, std and n per model, task, language and metric (main metric first)."""
         return self.query(
             """SELECT model_key, task, language, metric, mean, std, n, derived
                FROM v_score_summary WHERE split = ?
                ORDER BY model_key, task, language, NOT is_main, metric""",
-            [split],
+            [split], read_only=True,
         )

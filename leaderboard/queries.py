@@ -18,7 +18,7 @@ import duckdb
 import pandas as pd
 
 from core.errors import UserError
-from harness.store import Store
+from harness.store import Store, StoreBusy, StoreError
 
 # How long a page load waits for a writing grid to release the file before giving up.
 LOCK_TIMEOUT_S = 15.0
@@ -181,15 +181,11 @@ def connect(db_path: str | Path, *, with_views: bool = True) -> Iterator[duckdb.
     with contextlib.ExitStack() as stack:
         try:
             con = stack.enter_context(store.connect(read_only=True))
-        except duckdb.IOException as exc:
-            first_line = str(exc).splitlines()[0]
-            if "lock" in first_line.lower():
-                raise DatabaseBusy(f"{db_path} is locked by a process writing results; "
-                                   "reload the page in a moment") from exc
-            raise DatabaseUnreadable(f"cannot open {db_path}: {first_line}") from exc
-        except duckdb.Error as exc:
-            raise DatabaseUnreadable(
-                f"cannot open {db_path}: {str(exc).splitlines()[0]}") from exc
+        except StoreBusy as exc:  # the store's retry ran out: say it in the page's terms
+            raise DatabaseBusy(f"{db_path} is locked by a process writing results; "
+                               "reload the page in a moment") from exc
+        except StoreError as exc:
+            raise DatabaseUnreadable(str(exc)) from exc
         if with_views:
             con.execute(TEMP_VIEWS)
             has_protocols = con.execute(

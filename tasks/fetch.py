@@ -250,9 +250,19 @@ def fetch(entries: Iterable[CatalogueEntry], data_dir: Path, *, mirrors: Sequenc
                 fetched.append(entry)
                 break
             else:
-                failed[entry.path] = reasons[-1]
+                failed[entry.path] = "; ".join(f"{i}) {r}" for i, r in enumerate(reasons, 1))
     if failed:
         paths = list(failed)
         raise DataError(f"could not fetch {len(paths)} data file(s) into {data_dir}: {_listed(paths)} "
-                        f"(last error: {failed[paths[-1]]}); {WAYS_OUT}")
+                        f"(sources tried for {paths[0]}: {failed[paths[0]]}); {WAYS_OUT}")
     return fetched
+
+
+def check_present_files(entries: Iterable[CatalogueEntry], data_dir: Path) -> list[CatalogueEntry]:
+    """Verify every present file (size and sha256) and raise one DataError naming all the corrupt
+    ones; return the entries whose file is missing (for the caller to fetch or report)."""
+    checks = [verify(e, data_dir) for e in _unique(entries)]
+    bad = [c for c in checks if c.status == "corrupt"]
+    if bad:
+        raise _corrupt_error(bad, data_dir)
+    return [c.entry for c in checks if c.status == "missing"]

@@ -22,6 +22,7 @@ READERS.register("two_column", "tasks.readers.two_column:read")
 READERS.register("uner_iob2", "tasks.readers.iob2:read")
 READERS.register("afrisenti_tsv", "tasks.readers.afrisenti:read")
 READERS.register("headerless_csv", "tasks.readers.headerless_csv:read")
+READERS.register("json_records", "tasks.readers.json_records:read")
 
 
 def read_file(reader: str, path: Path, **options) -> list[Example]:

@@ -108,3 +108,20 @@ def test_models_must_name_known_teacher(tmp_path):
 def test_duplicate_names(tmp_path):
     msg = error_of(tmp_path, VALID + "models:\n  - {name: e5-small, source: ./x}\n")
     assert "unique" in msg
+
+
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path):
+    msg = error_of(tmp_path, VALID + "tasks: [ner]\n")
+    assert "'tasks' is given twice (lines 7 and 14)" in msg
+    msg = error_of(tmp_path, VALID.replace("epochs: 2\n", "epochs: 2\n  epochs: 3\n"))
+    assert "'epochs' is given twice" in msg
+
+
+def test_a_misspelt_top_level_key_is_named_first(tmp_path):
+    msg = error_of(tmp_path, VALID.replace("languages:", "langauges:"))
+    assert msg.split(": ", 1)[1].startswith("langauges: unknown field 'langauges' (did you mean 'languages'")
+
+
+def test_a_directory_is_not_a_grid_file(tmp_path):
+    with pytest.raises(ConfigError, match="is a directory, not a grid file"):
+        load_grid(tmp_path)

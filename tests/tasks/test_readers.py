@@ -131,3 +131,24 @@ def test_unknown_reader_did_you_mean():
     from core.errors import UserError
     with pytest.raises(UserError, match=r"unknown reader 'two_columns' \(did you mean 'two_column'"):
         READERS.get("two_columns")
+
+
+def test_json_records_list_and_lines_by_field_names(tmp_path):
+    import json
+
+    tweets = tmp_path / "tweets.json"
+    tweets.write_text(json.dumps([{"id": 1, "tweet": {"text": " Habari "}, "sentiment": "pos"},
+                                  {"id": 2, "tweet": {"text": "Mbaya"}, "sentiment": "neg"}]))
+    got = read_file("json_records", tweets, text_field="tweet.text", label_field="sentiment",
+                    label_map={"pos": "positive", "neg": "negative"})
+    assert got == [SequenceExample("Habari", "positive"), SequenceExample("Mbaya", "negative")]
+    lines = tmp_path / "pos.jsonl"
+    lines.write_text('{"w": ["il", "kelb"], "t": ["DET", "NOUN"]}\n\n{"w": ["x"], "t": []}\n')
+    with pytest.raises(DataError, match=r"pos\.jsonl:3: no value for t"):
+        read_file("json_records", lines, tokens_field="w", tags_field="t")
+    lines.write_text('{"w": ["il", "kelb"], "t": ["DET", "NOUN"]}\n')
+    assert read_file("json_records", lines, tokens_field="w", tags_field="t") == [
+        TokenExample(("il", "kelb"), ("DET", "NOUN"))]
+    with pytest.raises(DataError, match=r"tweets\.json:record 1: unknown label 'neg'"):
+        read_file("json_records", tweets, text_field="tweet.text", label_field="sentiment",
+                  label_map={"pos": "positive"})
