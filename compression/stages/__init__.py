@@ -61,6 +61,7 @@ class StageContext:
     parent_key: str | None = None
     distill_teacher_dir: Path | None = None
     distill_teacher_key: str | None = None
+    text: dict | None = None               # which text `texts` comes from (compression.texts.text_inputs)
     _resolved: dict = field(default_factory=dict, repr=False)
 
     def _get(self, name: str) -> list[str]:
