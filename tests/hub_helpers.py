@@ -18,7 +18,8 @@ class FakeHub:
     GET /api/models/{repo}/tree/{rev} (the file listing huggingface_hub 1.x+ uses), and
     HEAD/GET /{repo}/resolve/{rev}/{file} with X-Repo-Commit, ETag and Content-Length headers.
 
-    Uploads as create_repo and upload_folder make them: POST /api/repos/create, then
+    Uploads as create_repo and upload_folder make them: POST /api/repos/create, POST
+    /api/validate-yaml (README.md must parse as a ModelCard, else 400), then
     POST /api/models/{repo}/preupload/{rev} (every file "regular", so its content rides the commit)
     and POST /api/models/{repo}/commit/{rev} (NDJSON: a header, then base64 files); a committed
     repo is served like one added with add_repo. `created` records each repo's `private` flag."""
@@ -134,9 +135,16 @@ class FakeHub:
                 if parts == ["api", "repos", "create"]:
                     req = json.loads(body)
                     repo_id = f"{req['organization']}/{req['name']}" if req.get("organization") else req["name"]
-                    hub.created[repo_id] = bool(req.get("private"))
+                    hub.created[repo_id] = bool(req.get("private")) or req.get("visibility") == "private"
                     hub.repos.setdefault(repo_id, ("0" * 40, {}))
                     return self._json({"url": f"{hub.url}/{repo_id}", "name": repo_id})
+                if parts == ["api", "validate-yaml"]:    # the README's front matter, before a commit
+                    from huggingface_hub import ModelCard
+                    try:
+                        ModelCard(json.loads(body)["content"])
+                    except Exception as err:  # noqa: BLE001 - the Hub answers 400 with the reason
+                        return self._send(400, str(err).encode())
+                    return self._json({"errors": [], "warnings": []})
                 if parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] == "preupload":
                     files = json.loads(body)["files"]
                     return self._json({"files": [{"path": f["path"], "uploadMode": "regular",
