@@ -39,22 +39,19 @@ class FakeHub:
         files = {p.relative_to(directory).as_posix(): p.read_bytes()
                  for p in sorted(directory.rglob("*")) if p.is_file()}
         files.update(extra or {})
+        return self._put(repo_id, files)
+
+    def _commit(self, repo_id: str, files: dict[str, bytes]) -> str:
+        """Add files to a repo (created empty when absent) and return the new commit."""
+        return self._put(repo_id, {**self.repos.get(repo_id, ("", {}))[1], **files})
+
+    def _put(self, repo_id: str, files: dict[str, bytes]) -> str:
+        """Set a repo's files; its commit is a digest of them."""
         digest = hashlib.sha1(repo_id.encode())
         for name in sorted(files):
             digest.update(name.encode() + b"\0" + files[name])
         commit = digest.hexdigest()
         self.repos[repo_id] = (commit, files)
-        return commit
-
-    def _commit(self, repo_id: str, files: dict[str, bytes]) -> str:
-        """Add files to a repo (created empty when absent) and return the new commit."""
-        old = self.repos.get(repo_id, ("", {}))[1]
-        merged = {**old, **files}
-        digest = hashlib.sha1(repo_id.encode())
-        for name in sorted(merged):
-            digest.update(name.encode() + b"\0" + merged[name])
-        commit = digest.hexdigest()
-        self.repos[repo_id] = (commit, merged)
         return commit
 
     def downloaded(self) -> set[str]:
