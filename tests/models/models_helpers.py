@@ -1,17 +1,13 @@
 """Helpers for the models tests: a small synthetic E5S1 file (with a naive reference Q4_0
-quantiser) and a loopback server that imitates the Hugging Face Hub endpoints snapshot_download uses."""
+quantiser); the loopback Hub (FakeHub) lives in tests/hub_helpers.py."""
 from __future__ import annotations
 
-import hashlib
-import json
 import struct
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import numpy as np
+
 
 # --------------------------------------------------------------------------- synthetic E5S1 file
 
@@ -99,116 +95,3 @@ def write_synthetic_e5(path: Path, *, hidden: int = 64, layers: int = 2, heads: 
     path.write_bytes(bytes(head) + bytes(directory) + b"".join(t[3] for t in tensors))
     return SyntheticE5(path=path, hidden=hidden, layers=layers, heads=heads, ffn=ffn, vocab_rows=vocab_rows,
                        max_positions=max_positions, pieces=pieces, expected=expected)
-
-
-# --------------------------------------------------------------------------- a fake Hub
-
-class FakeHub:
-    """Serves model repos from local directories the way huggingface.co does for snapshot_download:
-    GET /api/models/{repo}/revision/{rev} (the commit, with `siblings` for older clients),
-    GET /api/models/{repo}/tree/{rev} (the file listing huggingface_hub 1.x+ uses), and
-    HEAD/GET /{repo}/resolve/{rev}/{file} with X-Repo-Commit, ETag and Content-Length headers."""
-
-    def __init__(self):
-        self.repos: dict[str, tuple[str, dict[str, bytes]]] = {}   # repo -> (commit, files)
-        self.requests: list[tuple[str, str]] = []
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def add_repo(self, repo_id: str, directory: Path, extra: dict[str, bytes] | None = None) -> str:
-        files = {p.relative_to(directory).as_posix(): p.read_bytes()
-                 for p in sorted(directory.rglob("*")) if p.is_file()}
-        files.update(extra or {})
-        digest = hashlib.sha1(repo_id.encode())
-        for name in sorted(files):
-            digest.update(name.encode() + b"\0" + files[name])
-        commit = digest.hexdigest()
-        self.repos[repo_id] = (commit, files)
-        return commit
-
-    def downloaded(self) -> set[str]:
-        return {path.rsplit("/resolve/", 1)[1].split("/", 1)[1]
-                for method, path in self.requests if method == "GET" and "/resolve/" in path}
-
-    def _handler(self):
-        hub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
-                      send_body: bool = True):
-                self.send_response(status)
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if send_body:
-                    self.wfile.write(body)
-
-            def _json(self, obj, status: int = 200):
-                self._send(status, json.dumps(obj).encode(), {"Content-Type": "application/json"})
-
-            def _error(self, code: str, status: int = 404, send_body: bool = True):
-                self._send(status, json.dumps({"error": code}).encode(),
-                           {"X-Error-Code": code, "Content-Type": "application/json"}, send_body)
-
-            def _repo(self, parts: list[str]):
-                repo_id = "/".join(parts[:2])
-                return repo_id, hub.repos.get(repo_id)
-
-            def _route(self, send_body: bool):
-                path = unquote(urlparse(self.path).path)
-                hub.requests.append((self.command, path))
-                parts = [p for p in path.split("/") if p]
-                if parts[:2] == ["api", "models"] and len(parts) >= 5:
-                    repo_id, repo = self._repo(parts[2:])
-                    if repo is None:
-                        return self._error("RepoNotFound")
-                    commit, files = repo
-                    rev = parts[5] if len(parts) > 5 else "main"
-                    if rev not in ("main", commit):
-                        return self._error("RevisionNotFound")
-                    if parts[4] == "revision":
-                        return self._json({"id": repo_id, "modelId": repo_id, "sha": commit, "private": False,
-                                           "siblings": [{"rfilename": f} for f in files]})
-                    if parts[4] == "tree":
-                        return self._json([{"type": "file", "oid": hashlib.sha1(data).hexdigest(),
-                                            "size": len(data), "path": name} for name, data in files.items()])
-                    return self._error("EntryNotFound")
-                if len(parts) >= 5 and parts[2] == "resolve":
-                    repo_id, repo = self._repo(parts)
-                    if repo is None:
-                        return self._error("RepoNotFound", send_body=send_body)
-                    commit, files = repo
-                    if parts[3] not in ("main", commit):
-                        return self._error("RevisionNotFound", send_body=send_body)
-                    name = "/".join(parts[4:])
-                    if name not in files:
-                        return self._error("EntryNotFound", send_body=send_body)
-                    data = files[name]
-                    return self._send(200, data, {"X-Repo-Commit": commit,
-                                                  "ETag": f'"{hashlib.sha256(data).hexdigest()}"',
-                                                  "Content-Type": "application/octet-stream"}, send_body)
-                return self._error("EntryNotFound", send_body=send_body)
-
-            def do_GET(self):
-                self._route(send_body=True)
-
-            def do_HEAD(self):
-                self._route(send_body=False)
-
-        return Handler
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()

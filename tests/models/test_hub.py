@@ -1,5 +1,5 @@
 """Hugging Face Hub sources through the real snapshot_download, against a loopback server that
-imitates the Hub (models_helpers.FakeHub), with a temporary HF cache."""
+imitates the Hub (tests/hub_helpers.FakeHub), with a temporary HF cache."""
 from __future__ import annotations
 
 import socket
