@@ -1,6 +1,7 @@
 """Where the project keeps things it can rebuild: converted models, fetched data, stage outputs."""
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 from pathlib import Path
@@ -77,3 +78,20 @@ def worker_alive(worker: str | None) -> bool | None:
         return abs(now_start - float(start)) <= _START_TOLERANCE_S
     except ValueError:
         return True
+
+
+_hash_cache: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, cached per (resolved path, size, mtime_ns)."""
+    path = Path(path)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _hash_cache:
+        h = hashlib.sha256()
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 22), b""):
+                h.update(chunk)
+        _hash_cache[key] = h.hexdigest()
+    return _hash_cache[key]

@@ -12,7 +12,6 @@ half-written conversion never counts as done.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -25,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import ModelLoadError
-from core.paths import pid_alive
+from core.paths import file_sha256, pid_alive
 from core.progress import bar
 from models.e5_tokenizer import save_tokenizer, special_tokens
 from models.e5file import E5File, read_e5_file
@@ -75,14 +74,6 @@ def default_cache_root() -> Path:
     from core.paths import cache_root
 
     return cache_root() / "models"
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _hf_name(e5_name: str) -> str:

@@ -25,7 +25,7 @@ from urllib.request import Request, urlopen
 
 
 from core.errors import DataError, UserError
-from core.paths import cache_root
+from core.paths import cache_root, file_sha256
 from core.progress import bar
 from tasks.catalogue import CatalogueEntry
 
@@ -67,20 +67,7 @@ def _listed(paths: Sequence[str]) -> str:
 
 
 # -- verification ---------------------------------------------------------------------------------
-_hash_cache: dict[tuple[str, int, int], str] = {}
-
-
-def sha256_of(path: Path) -> str:
-    """sha256 of a file, cached per (resolved path, size, mtime_ns)."""
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _hash_cache:
-        h = hashlib.sha256()
-        with path.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        _hash_cache[key] = h.hexdigest()
-    return _hash_cache[key]
+sha256_of = file_sha256  # the name this module's callers use
 
 
 @dataclass(frozen=True)

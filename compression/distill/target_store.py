@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -27,18 +26,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from core.paths import file_sha256
 from core.progress import bar
 
 BUILD_BATCH_TOKENS = 8192  # texts per teacher pass are grouped up to this many (padded) tokens
-
-
-@lru_cache(maxsize=32)
-def _file_digest(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def teacher_digest(model_dir: Path) -> str:
@@ -47,9 +38,8 @@ def teacher_digest(model_dir: Path) -> str:
     h = hashlib.sha256()
     for path in sorted(model_dir.glob("*.safetensors")) + [model_dir / "config.json"]:
         if path.is_file():
-            st = path.stat()
             h.update(path.name.encode())
-            h.update(_file_digest(str(path), st.st_size, st.st_mtime_ns).encode())
+            h.update(file_sha256(path).encode())
     return h.hexdigest()[:20]
 
 
