@@ -62,6 +62,36 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, seed: int, e
     return batches
 
 
+def token_budget_batches(lengths: Sequence[int], batch_tokens: int, seed: int, epoch: int) -> list[list[int]]:
+    """One epoch of batches whose *padded* size (examples x longest length) stays within `batch_tokens`
+    (a text longer than the budget alone makes a batch of one): shuffled (seeded by seed and epoch),
+    sorted by length inside megabatches so that texts of similar length share a batch, so short texts
+    come in large batches and long ones in small, and little compute goes to padding. Every example
+    is in exactly one batch; the batch holding the longest example comes first."""
+    n = len(lengths)
+    rng = np.random.default_rng([seed, epoch, 0x7B])
+    order = rng.permutation(n)
+    mean = max(1.0, float(np.mean(lengths))) if n else 1.0
+    mega = max(1, int(batch_tokens / mean) * MEGABATCH_FACTOR)
+    batches: list[list[int]] = []
+    for start in range(0, n, mega):
+        chunk = sorted(order[start:start + mega].tolist(), key=lambda i: -lengths[i])
+        current: list[int] = []
+        for i in chunk:  # descending lengths: the first example of a batch is its widest
+            if current and (len(current) + 1) * lengths[current[0]] > batch_tokens:
+                batches.append(current)
+                current = []
+            current.append(i)
+        if current:
+            batches.append(current)
+    perm = rng.permutation(len(batches))
+    batches = [batches[i] for i in perm]
+    if batches:
+        longest = max(range(len(batches)), key=lambda b: max(lengths[i] for i in batches[b]))
+        batches.insert(0, batches.pop(longest))
+    return batches
+
+
 def shard(global_batch: Sequence[int], rank: int, world_size: int) -> list[int]:
     """This rank's examples of a global batch: an interleaved slice, so that lengths (sorted inside the
     batch) are spread evenly over the ranks."""
@@ -90,19 +120,26 @@ class Step:
 
 def plan_steps(lengths: Sequence[int], *, batch_size: int, world_size: int, grad_accum: int, seed: int,
                steps: int | None = None, epochs: float | None = None,
-               max_tokens: int | None = None) -> list[Step]:
+               max_tokens: int | None = None, batch_tokens: int | None = None) -> list[Step]:
     """The whole run as a list of optimizer steps, stopping at whichever of `steps`, `epochs` (may be
     fractional) and `max_tokens` (non-pad tokens) comes first; at least one must be given.
 
     The examples of a step are drawn as one length-grouped batch of batch_size * world_size *
     grad_accum and then cut into grad_accum micro-batches of batch_size * world_size, so which texts a
     step sees does not depend on how it is split over micro-batches or processes. A micro-batch
-    smaller than the world size (the tail of an epoch) is dropped: a rank would get nothing."""
+    smaller than the world size (the tail of an epoch) is dropped: a rank would get nothing.
+
+    With `batch_tokens`, micro-batches are cut by a padded-token budget instead (see
+    token_budget_batches; `batch_size` is then unused) and a step is `grad_accum` consecutive ones."""
     if steps is None and epochs is None and max_tokens is None:
         raise ValueError("plan_steps needs steps, epochs or max_tokens")
     micro = batch_size * world_size
 
     def epoch_steps(epoch: int) -> list[Step]:
+        if batch_tokens is not None:
+            mbs = [MicroBatch(epoch, tuple(b), sum(lengths[i] for i in b))
+                   for b in token_budget_batches(lengths, batch_tokens, seed, epoch) if len(b) >= world_size]
+            return [Step(tuple(mbs[i:i + grad_accum])) for i in range(0, len(mbs), grad_accum)]
         out = []
         for batch in length_grouped_batches(lengths, micro * grad_accum, seed, epoch):
             parts = [batch[i:i + micro] for i in range(0, len(batch), micro)]

@@ -70,6 +70,7 @@ class DistillConfig(BaseModel):
     max_texts: int | None = Field(None, gt=0)
     max_tokens: int | None = Field(None, gt=0)
     batch_size: int = Field(16, gt=0)
+    batch_tokens: int | None = Field(None, gt=0)  # micro-batches by a padded-token budget (batch_size unused)
     grad_accum: int = Field(1, gt=0)
     learning_rate: float = Field(1e-4, gt=0)
     warmup_ratio: float = Field(0.05, ge=0, lt=1)
@@ -244,7 +245,7 @@ def _build(student_dir: Path, teacher_dir: Path, texts: list[str], cfg: DistillC
     ids = tokenize_texts(student_tok, texts, cfg.max_length, progress=progress)
     plan = plan_steps([len(x) for x in ids], batch_size=cfg.batch_size, world_size=world_size,
                       grad_accum=cfg.grad_accum, seed=cfg.seed, steps=cfg.steps, epochs=cfg.epochs,
-                      max_tokens=cfg.max_tokens)
+                      max_tokens=cfg.max_tokens, batch_tokens=cfg.batch_tokens)
     masker = None
     if is_mlm_loss(kind):
         masker = MlmMasker(vocab_size=vocab_size, mask_token_id=student_tok.mask_token_id,

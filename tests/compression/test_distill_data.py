@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from compression.distill.data import (MlmMasker, length_grouped_batches, plan_steps, shard,
-                                      tokenize_texts)
+                                      token_budget_batches, tokenize_texts)
 from compression.distill.losses import IGNORE_INDEX
 from models.batching import collate
 from distill_fixtures import single_thread  # noqa: F401 (fixture)
@@ -107,3 +107,29 @@ def test_tokenize_texts_drops_blank_texts_and_truncates(kind):
     ids = tokenize_texts(tok, ["", "   ", *corpus(5, max_words=40)], max_length=16, progress=False)
     assert len(ids) == 5 and max(len(x) for x in ids) == 16
     assert ids[0][0] == tok.cls_token_id and ids[0][-1] == tok.sep_token_id
+
+
+def test_token_budget_batches_cover_every_example_once_within_the_budget():
+    rng = random.Random(3)
+    lengths = [rng.randint(3, 120) for _ in range(500)] + [300]  # one text longer than the budget
+    for epoch in range(3):
+        batches = token_budget_batches(lengths, 1024, seed=7, epoch=epoch)
+        flat = sorted(i for b in batches for i in b)
+        assert flat == list(range(len(lengths)))  # every example exactly once per epoch
+        assert all(len(b) * max(lengths[i] for i in b) <= 1024 or len(b) == 1 for b in batches)
+        assert max(lengths[i] for i in batches[0]) == 300  # the widest batch first
+    assert token_budget_batches(lengths, 1024, 7, 0) == token_budget_batches(lengths, 1024, 7, 0)
+    assert token_budget_batches(lengths, 1024, 7, 0) != token_budget_batches(lengths, 1024, 7, 1)
+    # short texts come in large batches, long ones in small: padding stays low
+    batches = token_budget_batches(lengths, 1024, 7, 0)
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    assert padded < 1.15 * sum(lengths)
+
+
+def test_plan_by_token_budget_counts_what_it_trains():
+    lengths = [random.Random(i).randint(4, 60) for i in range(200)]
+    plan = plan_steps(lengths, batch_size=999, world_size=1, grad_accum=2, seed=0, epochs=2, batch_tokens=512)
+    seen = [i for s in plan for m in s.micro_batches for i in m.indices]
+    assert sorted(seen) == sorted(list(range(200)) * 2)
+    assert sum(s.tokens for s in plan) == 2 * sum(lengths)  # tokens counted equal tokens trained
+    assert all(len(s.micro_batches) <= 2 for s in plan)
