@@ -229,3 +229,18 @@ def test_sigterm_interrupts_like_ctrl_c(grid_file, tmp_path):
     assert proc.returncode == 130, out
     assert "run the same command again to resume" in out
     assert "Traceback" not in out
+
+
+def test_runs_record_their_precision_and_bf16_runs_are_other_runs(grid_file, tmp_path, monkeypatch):
+    """A tiny model trains under bf16 autocast on the CPU path and its runs say so; fp32 when forced;
+    the two precisions are different runs of different protocol families."""
+    db = tmp_path / "r.duckdb"
+    text = grid_file.read_text()
+    grid_file.write_text(text.replace("learning_rate: 1.0e-3}", "learning_rate: 1.0e-3, precision: bf16}"))
+    assert _eval(grid_file, db).exit_code == 0
+    grid_file.write_text(text.replace("learning_rate: 1.0e-3}", "learning_rate: 1.0e-3, precision: fp32}"))
+    assert _eval(grid_file, db).exit_code == 0
+    stored = _rows(db, "SELECT json_extract_string(config, '$.protocol.precision') AS p, status, count(*) "
+                       "FROM runs GROUP BY p, status ORDER BY p")
+    assert stored == [("bf16", "done", 8), ("fp32", "done", 8)]
+    assert _rows(db, "SELECT count(DISTINCT protocol_id) FROM protocols")[0][0] == 2
