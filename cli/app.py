@@ -133,6 +133,8 @@ def eval_command(
 
     t0 = time.perf_counter()
     grid = load_grid(models)
+    for line in grid.teacher_size_warnings():
+        _echo(line)
     data_root = resolve_data_dir(data_dir or grid.data_dir)
     store = _store(db, grid).init()
     store.upsert_languages(language_rows())

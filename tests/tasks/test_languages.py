@@ -84,3 +84,39 @@ def test_invalid_language_entry_is_a_config_error(tmp_path, monkeypatch):
             L.language_codes()
     finally:
         L._languages.cache_clear()
+
+
+def with_languages(tmp_path, monkeypatch, extra: str) -> None:
+    langs = tmp_path / "languages.yaml"
+    langs.write_text(L.LANGUAGES_FILE.read_text(encoding="utf-8") + extra, encoding="utf-8")
+    monkeypatch.setattr(L, "LANGUAGES_FILE", langs)
+    L._languages.cache_clear()
+
+
+@pytest.mark.parametrize("code,macro,cc100,gib", [("lvs_Latn", "lav", "lv", 8.8), ("arb_Arab", "ara", "ar", 28.0),
+                                                  ("zsm_Latn", "msa", "ms", 8.5)])
+def test_an_individual_language_names_the_tables_macro_language(tmp_path, monkeypatch, code, macro, cc100, gib):
+    iso, script = code.split("_")
+    with_languages(tmp_path, monkeypatch, f"{code}: {{name: X, iso639_3: {iso}, script: {script}}}\n")
+    bare = L.teacher_data(L.get_language(code))
+    assert bare["cc100_gib"] is None
+    why = L.missing_teacher_size(code, "cc100")
+    assert why.startswith(f"{code} has no cc100 pre-training size: teacher_data_sizes.csv has no row {iso!r} "
+                          "and languages.yaml gives it no cc100 code") and "teacher_data_code" in why
+    summary, _, _ = L._tables()
+    field = f"teacher_data_code: {macro}" if macro in summary else f"cc100: {cc100}"
+    with_languages(tmp_path, monkeypatch, f"{code}: {{name: X, iso639_3: {iso}, script: {script}, {field}}}\n")
+    assert L.teacher_data(L.get_language(code))["cc100_gib"] == pytest.approx(gib)
+    assert L.missing_teacher_size(code, "cc100") is None
+    L._languages.cache_clear()
+
+
+def test_no_warning_where_the_tables_say_the_teacher_never_saw_the_language(tmp_path, monkeypatch):
+    assert L.missing_teacher_size("mlt_Latn", "cc100") is None  # Maltese: not an XLM-R language
+    assert L.missing_teacher_size("swh_Latn", "wikipedia") is None
+    with_languages(tmp_path, monkeypatch, "fao_Latn: {name: Faroese, iso639_3: fao, script: Latn, cc100: null}\n")
+    assert L.missing_teacher_size("fao_Latn", "cc100") is None
+    assert "languages.yaml gives it no wikipedia code" in L.missing_teacher_size("fao_Latn", "wikipedia")
+    with_languages(tmp_path, monkeypatch, "fao_Latn: {name: Faroese, iso639_3: fao, script: Latn, cc100: fo}\n")
+    assert "cc100_xlmr_paper.csv has no code 'fo'" in L.missing_teacher_size("fao_Latn", "cc100")
+    L._languages.cache_clear()
