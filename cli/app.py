@@ -133,6 +133,8 @@ def eval_command(
 
     t0 = time.perf_counter()
     grid = load_grid(models)
+    for line in grid.teacher_size_warnings():
+        _echo(line)
     data_root = resolve_data_dir(data_dir or grid.data_dir)
     store = _store(db, grid).init()
     store.upsert_languages(language_rows())
@@ -344,6 +346,33 @@ def data_verify_command(
     from cli.data import data_verify
 
     _run_data_command(data_verify, grid, task, language, data_dir)
+
+
+@data_app.command("add")
+@user_errors
+def data_add_command(
+    files: list[Path] = typer.Argument(..., help="files already copied under the data directory"),
+    dataset: str = typer.Option(..., "--dataset", help="dataset id (an entry of tasks/datasets.yaml)"),
+    language: str = typer.Option(..., "--language", help="the files' language (an entry of tasks/languages.yaml)"),
+    task: str = typer.Option(..., "--task", help="the task the files serve (or raw for training text)"),
+    license: str = typer.Option(..., "--license", help="the files' licence, e.g. 'CC BY 4.0'"),
+    source_repo: str = typer.Option(..., "--source-repo", help="the GitHub owner/name they come from"),
+    commit: str = typer.Option(..., "--commit", help="the 40-hex commit of that repository"),
+    source_path: list[str] = typer.Option([], "--source-path",
+                                          help="each file's path in that repository (repeatable, in order; "
+                                               "default: its path in the data directory)"),
+    split: Optional[str] = typer.Option(None, "--split", help="train, dev, test or doc (default: from the file name)"),
+    data_dir: Optional[str] = DataDirOption,
+    catalogue: Optional[Path] = typer.Option(None, "--catalogue", help="the catalogue to rebuild "
+                                                                       "(default tasks/catalogue.json)"),
+) -> None:
+    """Write MANIFEST.json entries for new data files (checksum, size, source, licence, counts) and
+    rebuild the catalogue from it: no JSON written by hand."""
+    from cli.data import data_add
+
+    raise typer.Exit(data_add(files, dataset=dataset, language=language, task=task, license=license,
+                              source_repo=source_repo, commit=commit, source_paths=source_path or None,
+                              split=split, data_dir=data_dir, catalogue=catalogue, echo=typer.echo))
 
 
 def _run_data_command(command, grid: Optional[Path], task: list[str], language: list[str], *args, **kwargs):

@@ -103,3 +103,78 @@ def data_fetch(tasks: Sequence[str] | None = None, languages: Sequence[str] | No
          f"{len(entries) - len(got)} already present and verified")
     echo(license_notice({e.dataset for e in entries}))
     return 0
+
+
+SPLIT_NAMES = ("train", "dev", "test")
+
+
+def _split_of(rel: str, split: str | None) -> str:
+    if split:
+        return split
+    stem = Path(rel).name.lower()
+    found = [s for s in SPLIT_NAMES if s in stem.replace("-", ".").replace("_", ".").split(".")]
+    if len(found) != 1:
+        raise UserError(f"{rel}: cannot tell its split from the file name; pass --split "
+                        f"(train, dev, test, or doc for a README/licence)")
+    return found[0]
+
+
+def _file_counts(path: Path) -> dict:
+    """Counts that need no reader: lines, and non-empty lines (examples of one-per-line files);
+    MANIFEST.json may hold richer counts (examples, words, label sets) written by hand."""
+    lines = path.read_bytes().splitlines()
+    return {"lines": len(lines), "non_empty_lines": sum(1 for x in lines if x.strip())}
+
+
+def data_add(files: Sequence[str | Path], *, dataset: str, language: str, task: str, license: str,
+             source_repo: str, commit: str, source_paths: Sequence[str] | None = None,
+             split: str | None = None, data_dir: str | Path | None = None, catalogue: Path | None = None,
+             echo: Echo = print) -> int:
+    """Write MANIFEST.json entries (sha256, bytes, source, licence, per-file counts) for files
+    already in the data directory, then rebuild tasks/catalogue.json from it, so nobody writes
+    JSON by hand. An entry of the same path is replaced."""
+    import json
+
+    from core.paths import file_sha256
+    from tasks import build_catalogue
+
+    root = resolve_data_dir(data_dir)
+    get_language(language)
+    if task != "raw" and task not in task_names():
+        get_task(task)  # raises with a did-you-mean
+    facts = build_catalogue.load_dataset_facts()
+    if dataset not in facts:
+        raise UserError(f"dataset {dataset!r} has no entry in {build_catalogue.DATASETS}; add one with its "
+                        f"{', '.join(build_catalogue.DATASET_FIELDS)} (license_status: open, non-commercial, "
+                        "unspecified or copyleft), then run this again")
+    if source_paths and len(source_paths) != len(files):
+        raise UserError(f"--source-path given {len(source_paths)} time(s) for {len(files)} file(s): "
+                        "give one per file, in the same order, or none (then the path in the data directory)")
+    if not (len(commit) == 40 and all(c in "0123456789abcdef" for c in commit)):
+        raise UserError(f"--commit {commit!r}: give the full 40-hex commit of {source_repo} the files come from")
+    entries = []
+    for i, f in enumerate(files):
+        path = Path(f)
+        path = path if path.is_absolute() or path.exists() else root / path
+        path = path.resolve()
+        if not path.is_file():
+            raise UserError(f"{f}: no such file (put it under the data directory {root} first)")
+        try:
+            rel = path.relative_to(root.resolve()).as_posix()
+        except ValueError:
+            raise UserError(f"{path}: not under the data directory {root}; copy it there first "
+                            "(the catalogue names files by their path in it)") from None
+        entries.append({
+            "dataset": dataset, "language": language, "task": task, "split": _split_of(rel, split),
+            "path": rel, "source_repo": source_repo, "commit": commit,
+            "source_path": source_paths[i] if source_paths else rel, "license": license,
+            "sha256": file_sha256(path), "bytes": path.stat().st_size, "counts": _file_counts(path)})
+    manifest_file = root / "MANIFEST.json"
+    manifest = json.loads(manifest_file.read_text(encoding="utf-8")) if manifest_file.exists() else []
+    new = {e["path"] for e in entries}
+    manifest = [m for m in manifest if m["path"] not in new] + entries
+    manifest_file.write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    for e in entries:
+        echo(f"{e['path']}: {e['split']}, {e['bytes']} bytes, sha256 {e['sha256'][:12]}…")
+    echo(f"wrote {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} to {manifest_file}")
+    return build_catalogue.main([str(manifest_file)] + (["--out", str(catalogue)] if catalogue else []))

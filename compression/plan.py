@@ -292,7 +292,8 @@ def make_plan(grid, *, data_dir: Path | str | None, cache_dir: Path | str | None
                             load_tokenizer(teacher_dirs[c.teacher]), lines)
                     try:
                         vocab_sizes[memo_key] = kept_count(teacher_dirs[c.teacher], cfg, lines,
-                                                           token_counts[(c.teacher, c.language)])
+                                                           token_counts[(c.teacher, c.language)],
+                                                           teacher_source=teachers[c.teacher].source)
                     except ConfigError as err:
                         raise ConfigError(f"{where}: {err}") from None
                 shape = shape.with_(vocab=vocab_sizes[memo_key])

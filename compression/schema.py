@@ -40,6 +40,9 @@ class VocabStage(StrictModel):
     keep_chars: bool = Field(True, description="keep single-character pieces of the text's characters, "
                                                "so unseen words still segment without <unk>")
     report_lines: int = Field(2000, ge=0, description="dev lines used for the segmentation report")
+    keep_tokens: list[str] | None = Field(
+        None, description="strings whose parent pieces are always kept (so they segment as before); "
+                          "default: the 'query: ' / 'passage: ' prefixes for e5-family teachers, else none")
 
     @model_validator(mode="after")
     def _some_limit(self):

