@@ -102,11 +102,15 @@ def _eval_models(grid, data_dir: Path, device: Optional[str], build: bool):
     """Teachers and models of the grid, plus its compressed points (built when missing)."""
     from harness.runner import models_from_grid, resolve_models
 
-    models = resolve_models(models_from_grid(grid))
-    if grid.compression is not None and build:
-        from harness.compressed_models import compressed_eval_models
-        models += compressed_eval_models(grid, data_dir=data_dir, device=device)
-    return models
+    return resolve_models(models_from_grid(grid)) + _compressed_models(grid, data_dir, device, build)
+
+
+def _compressed_models(grid, data_dir: Path, device: Optional[str], build: bool):
+    """The grid's compressed points, built when missing (none without a compression section or `build`)."""
+    if grid.compression is None or not build:
+        return []
+    from harness.compressed_models import compressed_eval_models
+    return compressed_eval_models(grid, data_dir=data_dir, device=device)
 
 
 @app.command("eval")
@@ -125,7 +129,7 @@ def eval_command(
 ) -> None:
     """Fine-tune and score every model of the grid on every task and language it names."""
     from harness.grid import load_grid
-    from harness.runner import (elapsed, ensure_data, execute_runs, format_summary, plan_runs,
+    from harness.runner import (GridOutcome, elapsed, ensure_data, execute_runs, format_summary, plan_runs,
                                 register_models, register_protocol)
     from tasks.fetch import resolve_data_dir
     from tasks.languages import language_rows
@@ -141,14 +145,24 @@ def eval_command(
     ensure_data(grid, data_root, offline=offline, mirrors=tuple(mirror))
     pairs = [(t, lang) for t in grid.tasks for lang in grid.languages if has_data(t, lang)]
     _echo(license_notice_for(pairs))
-    eval_models = _eval_models(grid, data_root, device, build=compress)
-    register_models(store, eval_models)
     register_protocol(store, grid)
-    runs, no_data = plan_runs(grid, eval_models)
-    for task, language in no_data:
-        _echo(f"note: no {task} data for {language}: skipped")
-    _echo(f"{len(eval_models)} model(s), {len(runs)} run(s) planned; results in {store.path}")
-    outcome = execute_runs(runs, store, data_root, grid, device=device, retry_failed=retry_failed)
+    # The teachers' (and extra models') runs first, so scores appear before the compressed points
+    # are built; then the points, built (or found in the cache) and evaluated.
+    eval_models, outcome = [], GridOutcome()
+    for phase, build_phase in (("models", lambda: _eval_models(grid, data_root, device, build=False)),
+                               ("compressed points", lambda: _compressed_models(grid, data_root, device, compress))):
+        phase_models = build_phase()
+        if not phase_models:
+            continue
+        eval_models += phase_models
+        register_models(store, phase_models)
+        runs, no_data = plan_runs(grid, phase_models)
+        for task, language in sorted(set(no_data) - set(outcome.no_data)):
+            _echo(f"note: no {task} data for {language}: skipped")
+        _echo(f"{phase}: {len(phase_models)} model(s), {len(runs)} run(s) planned; results in {store.path}")
+        outcome = outcome.merged(execute_runs(runs, store, data_root, grid, device=device,
+                                              retry_failed=retry_failed))
+        outcome.no_data += no_data
     if _bench_in_eval(grid, bench):
         _run_benchmarks(grid, eval_models, store, data_root, device, force=False)
     columns, rows = store.summary()

@@ -63,6 +63,12 @@ class GridOutcome:
     failed: list[tuple[RunKey, str]] = field(default_factory=list)
     no_data: list[tuple[str, str]] = field(default_factory=list)  # (task, language) without data
 
+    def merged(self, other: "GridOutcome") -> "GridOutcome":
+        """The outcome of two batches of runs of one grid together."""
+        return GridOutcome(self.planned + other.planned, self.skipped_done + other.skipped_done,
+                           self.skipped_other + other.skipped_other, self.done + other.done,
+                           self.failed + other.failed, self.no_data + other.no_data)
+
 
 def models_from_grid(grid: Grid) -> list[EvalModel]:
     """Teachers and extra models named in the grid (compressed points are added by the builder)."""

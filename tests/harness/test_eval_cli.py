@@ -244,3 +244,21 @@ def test_runs_record_their_precision_and_bf16_runs_are_other_runs(grid_file, tmp
                        "FROM runs GROUP BY p, status ORDER BY p")
     assert stored == [("bf16", "done", 8), ("fp32", "done", 8)]
     assert _rows(db, "SELECT count(DISTINCT protocol_id) FROM protocols")[0][0] == 2
+
+
+def test_the_models_runs_are_stored_before_compressed_points_are_built(grid_file, tmp_path, monkeypatch):
+    """A user sees the teachers' scores first: compressed points are built only after those runs."""
+    import cli.app as cli_app
+
+    db = tmp_path / "r.duckdb"
+    seen = []
+
+    def build_points(grid, data_dir, device, build):
+        if build:
+            seen.append(_rows(db, "SELECT count(*) FROM runs WHERE status = 'done'")[0][0])
+        return []
+
+    monkeypatch.setattr(cli_app, "_compressed_models", build_points)
+    result = _eval(grid_file, db)
+    assert result.exit_code == 0, result.output
+    assert seen == [8] and "models: 1 model(s), 8 run(s) planned" in result.output
