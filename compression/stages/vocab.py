@@ -83,7 +83,8 @@ def keep_strings(cfg: VocabStage, teacher_source: str | None) -> tuple[list[str]
     if cfg.keep_tokens is not None:
         return list(cfg.keep_tokens), "keep_tokens of the vocab stage"
     if is_e5_family(teacher_source):
-        return list(E5_PREFIXES), (f"default for e5-family teachers ({teacher_source}): their input prefixes; "
+        name = teacher_source.rstrip("/").rsplit("/", 1)[-1]  # not a local path: reports stay reproducible
+        return list(E5_PREFIXES), (f"default for e5-family teachers ({name}): their input prefixes; "
                                    "set keep_tokens: [] to drop them")
     return [], "none (keep_tokens not set; the teacher is not of the e5 family)"
 

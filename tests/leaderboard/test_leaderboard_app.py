@@ -373,7 +373,7 @@ def test_file_that_is_not_duckdb(tmp_path, monkeypatch):
     db = tmp_path / "notes.duckdb"
     db.write_text("not a database")
     text = _problem_text(open_app(db, monkeypatch))
-    assert "cannot open" in text
+    assert "is not a DuckDB database" in text and "left unchanged" in text
 
 
 def _teacher_only_db(path: Path) -> Path:
