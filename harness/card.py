@@ -184,7 +184,22 @@ def card_facts(store: Store, model_key: str) -> dict[str, Any]:
         ORDER BY b.device, b.target <> 'forward', b.dtype, b.batch_size, b.seq_len""", [model_key])
     for s in scores:
         s["relative"] = relative.get((s["task"], s["language"], s["protocol_hash"], s["metric"]))
-    return {"model": model, "teacher": teacher, "scores": scores, "bench": bench}
+    return {"model": model, "teacher": teacher, "scores": scores, "bench": bench,
+            "has_pooler": _has_pooler(model.get("path"))}
+
+
+def _has_pooler(path: str | None) -> bool:
+    """Whether the model's weights include a pooler (AutoModel adds a random one where they do not)."""
+    from pathlib import Path
+
+    from safetensors import safe_open
+
+    files = sorted(Path(path).glob("*.safetensors")) if path and Path(path).is_dir() else []
+    for file in files:
+        with safe_open(str(file), framework="pt") as fh:
+            if any("pooler" in k.split(".") for k in fh.keys()):
+                return True
+    return False
 
 
 # --------------------------------------------------------------------------------------------------
@@ -318,9 +333,12 @@ def _distill_lines(manifest: dict) -> list[str]:
         if e["stage"] != "distill":
             continue
         c, r = e.get("config") or {}, e.get("report") or {}
-        budget = {k: c[k] for k in ("steps", "max_tokens", "tokens", "epochs", "batch_size", "max_length")
-                  if c.get(k) is not None}
-        seen = {k: r[k] for k in ("steps", "tokens_seen", "lines", "wall_time_s") if r.get(k) is not None}
+        c = c.get("settings", c)  # a distill stage's config holds its DistillConfig under `settings`
+        budget = {k: c[k] for k in ("loss", "steps", "max_tokens", "epochs", "batch_size", "max_length",
+                                    "learning_rate") if c.get(k) is not None}
+        seen = {k: (round(r[k], 2) if isinstance(r[k], float) else r[k])
+                for k in ("steps", "tokens_seen", "epochs", "precision", "wall_seconds", "tokens_per_second")
+                if r.get(k) is not None}
         out.append(f"- `{e['label']}`: budget {json.dumps(budget, sort_keys=True)}"
                    + (f"; ran {json.dumps(seen, sort_keys=True)}" if seen else ""))
     return out
@@ -414,7 +432,10 @@ def model_card(facts: dict, *, repo_name: str | None = None) -> tuple[Any, Licen
         "from transformers import AutoModel, AutoTokenizer",
         "",
         f'tokenizer = AutoTokenizer.from_pretrained("{repo_name or "path/to/this/directory"}")',
-        f'model = AutoModel.from_pretrained("{repo_name or "path/to/this/directory"}")',
+        *(["# the weights have no pooler: without add_pooling_layer=False, transformers adds a random one"]
+          if not facts.get("has_pooler") else []),
+        f'model = AutoModel.from_pretrained("{repo_name or "path/to/this/directory"}"'
+        + ("" if facts.get("has_pooler") else ", add_pooling_layer=False") + ")",
         'batch = tokenizer(["a sentence"], return_tensors="pt")',
         "hidden = model(**batch).last_hidden_state",
         "```",
@@ -431,7 +452,9 @@ def model_card(facts: dict, *, repo_name: str | None = None) -> tuple[Any, Licen
         "",
         "## How it was made",
         "",
-        f"Teacher: `{teacher.get('source')}` (revision `{teacher.get('revision')}`). Stages, in order:",
+        f"Teacher: `{teacher.get('source')}` ("
+        + (f"revision `{teacher['revision']}`" if teacher.get("revision") else "revision not pinned")
+        + "). Stages, in order:",
         "",
         *_chain_lines(manifest),
         "",

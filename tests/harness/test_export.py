@@ -188,7 +188,7 @@ def test_cli_export_and_push_to_a_loopback_hub(built, tmp_path, fake_hub, monkey
     assert set(files) == local and {"README.md", "model.safetensors", "config.json"} <= local
     assert files["model.safetensors"] == (out / "model.safetensors").read_bytes()
     card = ModelCard(files["README.md"].decode())
-    assert 'AutoModel.from_pretrained("org/tiny-aa")' in card.text
+    assert 'AutoModel.from_pretrained("org/tiny-aa"' in card.text
     assert len(card.data.eval_results) == 4
     # --private without --push-to-hub is a mistake of the user's
     bad = CliRunner().invoke(app, ["export", built.key, "--to", str(tmp_path / "y"), "--db", str(built.db),
