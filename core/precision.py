@@ -76,10 +76,6 @@ def autocast(precision: Precision, device: torch.device | str):
     return contextlib.nullcontext()
 
 
-def torch_dtype(precision: Precision) -> torch.dtype:
-    return torch.bfloat16 if precision == "bf16" else torch.float32
-
-
 def describe(device: torch.device | str) -> str:
     """One line for logs: what `auto` picks here and why."""
     device = torch.device(device)

@@ -299,10 +299,8 @@ def _target_store(root: Path, teacher_dir: Path, teacher: Teacher, ids: list[lis
         return None
     pad = int(token_map[batches.pad_id]) if token_map is not None else batches.pad_id
     width = teacher.model.config.hidden_size
-    t0 = time.perf_counter()
     store.ensure(teacher.compute_targets, teacher_ids, pad, device, {n: width for n in teacher.teacher_layers},
                  progress=progress)
-    store.build_seconds = time.perf_counter() - t0
     return store
 
 
@@ -374,8 +372,11 @@ class _Run:
         self.kind, self.student, self.teacher, self.objective = parts.kind, parts.student, parts.teacher, parts.objective
         self.batches, self.plan, self.layer_map, self.cache = parts.batches, parts.plan, parts.layer_map, parts.cache
         self.precision = parts.precision
-        self.flops_per_token = distill_flops_per_token(self.student.config, parts.teacher.model.config,
-                                                       _mean_length(self.plan), cached_teacher=False)
+        mean_length = _mean_length(self.plan)
+        # FLOPs per token with the teacher's forward computed live, and with its targets from a cache
+        self.flops_live, self.flops_cached = (
+            distill_flops_per_token(self.student.config, parts.teacher.model.config, mean_length, cached_teacher=c)
+            for c in (False, True))
 
         _freeze_unused(self.student, self.kind, cfg.freeze_word_embeddings)
         self.objective.train()
@@ -502,10 +503,7 @@ class _Run:
         cache = self.cache
         looked_up = (cache.hits + cache.misses) if cache else 0
         hit_share = cache.hits / looked_up if looked_up else 0.0
-        live = self.flops_per_token
-        cached = distill_flops_per_token(self.student.config, self.teacher.model.config,
-                                         _mean_length(self.plan), cached_teacher=True)
-        return hit_share * cached + (1 - hit_share) * live
+        return hit_share * self.flops_cached + (1 - hit_share) * self.flops_live
 
     def _report(self, finished: bool, train_seconds: float, tokens_this_call: int) -> DistillReport:
         cache = self.cache

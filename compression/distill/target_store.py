@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 import uuid
 from pathlib import Path
 from typing import Callable, Sequence
@@ -26,8 +27,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from compression.distill.data import token_budget_batches
 from core.paths import file_sha256
 from core.progress import bar
+from models.batching import collate
 
 BUILD_BATCH_TOKENS = 8192  # texts per teacher pass are grouped up to this many (padded) tokens
 
@@ -71,6 +74,7 @@ class TeacherTargetStore:
         self.arrays: dict[int | str, np.memmap] = {}
         self.hits = self.misses = 0
         self.used_bytes = 0  # bytes read from the store (the report's "mb")
+        self.build_seconds = 0.0  # spent computing missing targets in `ensure`
 
     def path(self, name: int | str) -> Path:
         return self.dir / f"{self.prefix}-{name}.bf16"
@@ -83,7 +87,9 @@ class TeacherTargetStore:
         """Compute and write the missing targets (one teacher pass over all texts), then open all."""
         missing = self.missing()
         if missing:
+            t0 = time.perf_counter()
             self._build(compute, ids, pad_id, device, {n: widths[n] for n in missing}, progress)
+            self.build_seconds = time.perf_counter() - t0
         for name in self.names:
             width = widths[name]
             self.arrays[name] = np.memmap(self.path(name), dtype=np.uint16, mode="r",
@@ -97,23 +103,10 @@ class TeacherTargetStore:
         tag = uuid.uuid4().hex[:8]
         tmp = {n: self.dir / f".{self.path(n).name}.{tag}" for n in widths}
         out = {n: np.memmap(tmp[n], dtype=np.uint16, mode="w+", shape=(total, widths[n])) for n in widths}
-        order = np.argsort(-self.lengths, kind="stable")
-        batches, current = [], []
-        for i in order:  # longest first, grouped by a padded-token budget
-            if current and (len(current) + 1) * self.lengths[current[0]] > BUILD_BATCH_TOKENS:
-                batches.append(current)
-                current = []
-            current.append(int(i))
-        if current:
-            batches.append(current)
+        batches = token_budget_batches(self.lengths.tolist(), BUILD_BATCH_TOKENS, seed=0, epoch=0)
         for batch in (bar(batches, desc="teacher targets", unit="batch") if progress else batches):
-            width = int(self.lengths[batch[0]])
-            input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, i in enumerate(batch):
-                input_ids[row, :self.lengths[i]] = torch.as_tensor(ids[i])
-                mask[row, :self.lengths[i]] = 1
-            targets = compute(input_ids.to(device), mask.to(device))
+            padded = collate([ids[i] for i in batch], pad_id)
+            targets = compute(padded["input_ids"].to(device), padded["attention_mask"].to(device))
             for name in widths:
                 values = targets[name].detach().to("cpu", torch.bfloat16).view(torch.uint16).numpy()
                 for row, i in enumerate(batch):

@@ -30,6 +30,7 @@ from typing import Any, Mapping, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.errors import ConfigError
+from core.precision import fast_bf16
 
 DEVICES = ("cpu", "cuda")
 DTYPES = ("fp32", "bf16", "fp16", "int8-dynamic")
@@ -187,7 +188,6 @@ class BenchSection(BaseModel):
         """`auto`: fp32, and bf16 where the device computes it natively (core.precision). A listed
         CPU-only dtype is left out on a GPU."""
         if self.dtypes == "auto":
-            from core.precision import fast_bf16
             return ["fp32", "bf16"] if fast_bf16(device) else ["fp32"]
         if device_type(device) != "cpu":
             return [d for d in self.dtypes if d not in CPU_ONLY_DTYPES]
