@@ -9,7 +9,9 @@ Three profiles:
 - `fewshot` (formerly `quick`, which is still accepted): a fixed sample of 256 training examples
   and 200 dev examples, 5 epochs (8 for token tasks). It answers another question, how
   sample-hungry a model is, and is never mixed with `standard` (a profile is part of the hash).
-- `full`: whole training and dev splits, 10 epochs with early stopping (meant for a GPU). A profile may set defaults per task kind
+- `full`: whole training and dev splits, 10 epochs with early stopping (meant for a GPU).
+
+A profile may set defaults per task kind
 (token tasks learn more slowly from a few hundred sentences: NER sits at entity F1 0 for its first
 epochs while it learns to leave 'O'). Explicit fields override the profile, and `tasks:` overrides
 per task. The hash covers every resolved field plus PROTOCOL_VERSION, which is
@@ -49,8 +51,9 @@ PROFILE_KIND_DEFAULTS: dict[str, dict[str, dict]] = {
     "fewshot": {"token": dict(epochs=8)},
     "full": {},
 }
-# Per task, on top of the kind's defaults: the caps a 2-core CPU needs under `standard` (measured per
-# run in docs/results.md; a whole split wherever it costs no more than about two topic runs).
+# Per task, on top of the kind's defaults: the caps a 2-core CPU needs under `standard`. Set from the
+# split sizes (a whole split wherever it is no bigger than about three topic runs' worth of
+# examples), not yet from measured run times; docs/results.md has the topic runs' cost.
 PROFILE_TASK_DEFAULTS: dict[str, dict[str, dict]] = {
     "standard": {"sentiment": dict(max_train_examples=2000), "ner": dict(max_train_examples=2000)},
     "fewshot": {},
