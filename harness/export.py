@@ -19,6 +19,7 @@ from core.errors import UserError
 from core.registry import did_you_mean
 from harness.card import card_facts, model_card
 from harness.store import Store
+from models.hub import hub_offline_as_now, offline_mode
 
 # What a plain AutoModel / AutoTokenizer load needs, and the provenance; nothing else of the cache
 # entry (vocab maps, distillation checkpoints) is published.
@@ -84,12 +85,17 @@ def push_to_hub(folder: Path, repo_id: str, *, private: bool = False, token: str
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
-    # HF_ENDPOINT is read here, at each call (huggingface_hub reads it once, at import)
+    if offline_mode():
+        raise UserError(f"cannot upload to {repo_id!r}: HF_HUB_OFFLINE is set (unset it to push, or "
+                        "drop --push-to-hub and upload the exported folder later)")
+    # HF_ENDPOINT and the offline switch are read here, at each call (huggingface_hub reads them
+    # once, at import)
     api = HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None, token=token)
     try:
-        api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-        info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
-                                 commit_message="Upload compressed model and card (harness export)")
+        with hub_offline_as_now():
+            api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+            info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
+                                     commit_message="Upload compressed model and card (harness export)")
     except HfHubHTTPError as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise UserError(f"uploading to {repo_id!r} failed: {first} (log in with `hf auth login` "

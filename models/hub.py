@@ -29,7 +29,7 @@ def offline_mode() -> bool:
 
 
 @contextmanager
-def _hub_offline_as_now() -> Iterator[None]:
+def hub_offline_as_now() -> Iterator[None]:
     """huggingface_hub's own offline switch, set from the environment as it is now: the library
     fixes it at import and refuses every request when it was set then, even after it is unset."""
     from huggingface_hub import constants
@@ -56,7 +56,7 @@ def download(repo_id: str, *, revision: str | None = None, cache_dir: str | Path
     endpoint = endpoint or os.environ.get("HF_ENDPOINT") or None
     where = f"{repo_id!r}" + (f" at revision {revision!r}" if revision else "")
     try:
-        with _hub_offline_as_now():
+        with hub_offline_as_now():
             path = snapshot_download(repo_id, revision=revision,
                                      cache_dir=str(cache_dir) if cache_dir else None,
                                      allow_patterns=ALLOW_PATTERNS, local_files_only=offline_mode(),

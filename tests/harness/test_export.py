@@ -194,3 +194,13 @@ def test_cli_export_and_push_to_a_loopback_hub(built, tmp_path, fake_hub, monkey
     bad = CliRunner().invoke(app, ["export", built.key, "--to", str(tmp_path / "y"), "--db", str(built.db),
                                    "--private"])
     assert bad.exit_code == 2 and "--private applies to --push-to-hub" in bad.output
+
+
+def test_push_refused_with_one_line_when_offline(built, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = tmp_path / "offline"
+    result = CliRunner().invoke(app, ["export", built.name, "--to", str(out), "--db", str(built.db),
+                                      "--push-to-hub", "org/tiny-aa"])
+    assert result.exit_code != 0
+    assert "HF_HUB_OFFLINE is set" in result.output and "Traceback" not in result.output
+    assert (out / "README.md").exists()     # the export itself is kept
