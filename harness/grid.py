@@ -66,6 +66,19 @@ class Seeds(StrictModel):
         return [self.base + i for i in range(self.n)]
 
 
+class TaskResources(StrictModel):
+    """What one Ray task asks the cluster for (num_gpus: default 1 when --device cuda, else 0)."""
+    num_cpus: float = Field(1, gt=0)
+    num_gpus: float | None = Field(None, ge=0)
+
+
+class RaySection(StrictModel):
+    """Resources of the tasks of `--executor ray` (ignored by the local executor)."""
+    finetune: TaskResources = Field(default_factory=TaskResources, description="each fine-tuning run")
+    stage: TaskResources = Field(default_factory=TaskResources, description="each compression stage")
+    max_retries: int = Field(3, ge=0, le=100, description="retries of a task whose worker died")
+
+
 class Grid(StrictModel):
     name: str = "grid"
     teachers: list[TeacherSpec] = Field(default_factory=list)
@@ -78,6 +91,7 @@ class Grid(StrictModel):
     results: str | None = Field(None, description="the DuckDB file (default results/harness.duckdb)")
     compression: CompressionSection | None = None
     benchmark: BenchSection | None = None
+    ray: RaySection = Field(default_factory=RaySection)
 
     _name = field_validator("name")(_check_name)
 

@@ -188,13 +188,10 @@ def _environment() -> tuple[dict, str | None, dict]:
     return versions(), git_revision(), hardware()
 
 
-def execute_runs(runs: list[PlannedRun], store: Store, data_dir: Path, grid: Grid, *,
-                 device: str | None = None, retry_failed: bool = False,
-                 log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> GridOutcome:
-    from harness.finetune.train import finetune_and_score
-
-    outcome = GridOutcome(planned=len(runs))
-    worker_started = store.now()
+def runs_to_do(runs: list[PlannedRun], store: Store, outcome: GridOutcome, *, retry_failed: bool,
+               log: Callable[[str], None]) -> list[PlannedRun]:
+    """The runs the store does not hold as done (nor as failed, unless retry_failed); counts the
+    others in `outcome`."""
     statuses = store.statuses([r.key for r in runs])
     todo = []
     for r in runs:
@@ -205,24 +202,56 @@ def execute_runs(runs: list[PlannedRun], store: Store, data_dir: Path, grid: Gri
                 outcome.failed.append((r.key, "stored as failed (use --retry-failed to run it again)"))
         else:
             todo.append(r)
-    if outcome.skipped_done:
-        log(f"{outcome.skipped_done} of {len(runs)} runs already stored; {len(todo)} to go")
-    versions, git_rev, hardware = _environment()
-    data_cache: dict[tuple[str, str], tuple] = {}
+    skipped = len(runs) - len(todo)
+    if skipped:
+        log(f"{skipped} of {len(runs)} runs already stored; {len(todo)} to go")
+    return todo
+
+
+class RunSetup:
+    """What every run's record needs: the environment (read once) and the task data (loaded once
+    per task and language)."""
+
+    def __init__(self, grid: Grid, data_dir: Path):
+        self.grid, self.data_dir = grid, data_dir
+        self.versions, self.git_rev, self.hardware = _environment()
+        self._data: dict[tuple[str, str], tuple] = {}
+
+    def prepare(self, r: PlannedRun) -> tuple[RunInfo, object, object, str | None]:
+        """(RunInfo, task data or None, resolved protocol, data error or None) for a run."""
+        spec = get_task(r.task)
+        proto = self.grid.protocol.resolve(r.task)
+        data, load_error = _task_data(self._data, r.task, r.language, self.data_dir)
+        info = RunInfo(
+            key=r.key, dataset=getattr(data, "dataset", "?"), derived=bool(getattr(data, "derived", False)),
+            derivation=getattr(data, "derivation", None),
+            config={"protocol": proto.as_dict(), "model_source": r.model.source,
+                    "model_path": str(r.model.path), "task": spec.to_config(r.language),
+                    "license": getattr(data, "license", None)},
+            versions=self.versions, git_rev=self.git_rev, hardware=self.hardware)
+        return info, data, proto, load_error
+
+
+def first_line(exc: BaseException) -> str:
+    line = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+
+
+def execute_runs(runs: list[PlannedRun], store: Store, data_dir: Path, grid: Grid, *,
+                 device: str | None = None, retry_failed: bool = False,
+                 log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> GridOutcome:
+    """The local executor: the runs one after another in this process."""
+    from harness.finetune.train import finetune_and_score
+
+    outcome = GridOutcome(planned=len(runs))
+    worker_started = store.now()
+    todo = runs_to_do(runs, store, outcome, retry_failed=retry_failed, log=log)
+    setup = RunSetup(grid, data_dir)
 
     with bar(total=len(todo), desc="runs", unit="run", leave=True) as pbar:
         for r in todo:
-            spec = get_task(r.task)
-            proto = grid.protocol.resolve(r.task)
             pbar.set_postfix_str(f"{r.model.key} {r.task}/{r.language} seed {r.seed}")
-            data, load_error = _task_data(data_cache, r.task, r.language, data_dir)
-            info = RunInfo(
-                key=r.key, dataset=getattr(data, "dataset", "?"), derived=bool(getattr(data, "derived", False)),
-                derivation=getattr(data, "derivation", None),
-                config={"protocol": proto.as_dict(), "model_source": r.model.source,
-                        "model_path": str(r.model.path), "task": spec.to_config(r.language),
-                        "license": getattr(data, "license", None)},
-                versions=versions, git_rev=git_rev, hardware=hardware)
+            info, data, proto, load_error = setup.prepare(r)
             if not store.claim_run(info, worker_started, retry_failed=retry_failed):
                 outcome.skipped_other += 1  # another worker has it, or finished it meanwhile
                 pbar.update(1)
@@ -230,16 +259,16 @@ def execute_runs(runs: list[PlannedRun], store: Store, data_dir: Path, grid: Gri
             try:
                 if data is None:
                     raise DataError(load_error)
-                result, report = finetune_and_score(r.model.path, spec, data, proto, r.seed, device=device)
+                result, report = finetune_and_score(r.model.path, get_task(r.task), data, proto, r.seed,
+                                                    device=device)
             except KeyboardInterrupt:
                 log(f"interrupted during {r.model.key} {r.task}/{r.language} seed {r.seed}: "
                     "it stays 'running' and is re-run next time")
                 raise
             except Exception as exc:  # the grid goes on; the store keeps the traceback
                 store.fail_run(r.key, traceback.format_exc())
-                line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                outcome.failed.append((r.key, f"{type(exc).__name__}: {line}"))
-                log(f"FAILED {r.model.key} {r.task}/{r.language} seed {r.seed}: {type(exc).__name__}: {line}")
+                outcome.failed.append((r.key, first_line(exc)))
+                log(f"FAILED {r.model.key} {r.task}/{r.language} seed {r.seed}: {first_line(exc)}")
             else:
                 store.finish_run(r.key, result)
                 outcome.done += 1

@@ -24,7 +24,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import duckdb
 
 from core.errors import UserError
-from core.paths import worker_alive, worker_id
+from core.paths import worker_alive, worker_host, worker_id
 
 DEFAULT_DB = Path("results") / "harness.duckdb"
 SCHEMA_VERSION = 1
@@ -543,6 +543,12 @@ class Store:
                         return False
             self._insert_running(con, info)
         return True
+
+    def claim_hosts(self) -> set[str]:
+        """The hosts whose workers hold 'running' claims."""
+        with self.connect() as con:
+            rows = con.execute("SELECT DISTINCT worker FROM runs WHERE status = 'running'").fetchall()
+        return {h for (w,) in rows if (h := worker_host(w))}
 
     @staticmethod
     def _insert_running(con: duckdb.DuckDBPyConnection, info: RunInfo) -> None:

@@ -3,123 +3,32 @@ results land in DuckDB, a second eval skips them, a failure is stored and the gr
 interrupted grid resumes without duplicates, and `harness results` prints the summary again."""
 from __future__ import annotations
 
-import json
-import random
-import textwrap
-
-import pytest
 from typer.testing import CliRunner
 
 from cli.app import app
 from harness.store import Store
-from tests.conftest import save_tiny_model
-
-ANIMALS = ["cat", "dog", "kelb", "mačka", "pes"]
-THINGS = ["house", "nyumba", "dom", "chakula"]
-ADJ = ["red", "blue", "big", "small", "kubwa"]
-
-
-def _toy_rows(n: int, seed: int):
-    rng = random.Random(seed)
-    seq, tok = [], []
-    for i in range(n):
-        animal = i % 2 == 0
-        noun = rng.choice(ANIMALS if animal else THINGS)
-        adj = rng.choice(ADJ)
-        seq.append({"text": f"the {adj} {noun} sleeps", "label": "animal" if animal else "thing"})
-        tok.append({"tokens": ["the", adj, noun, "sleeps"], "tags": ["DET", "ADJ", "NOUN", "VERB"]})
-    return seq, tok
-
-
-@pytest.fixture
-def toy_tasks(tmp_path, monkeypatch):
-    """Two user tasks (sequence and token) read with the Hugging Face `datasets` json builder."""
-    from tasks import catalogue, registry
-
-    defs = tmp_path / "taskdefs"
-    for split, n in (("train", 40), ("validation", 12), ("test", 16)):
-        seq, tok = _toy_rows(n, seed=len(split))
-        for name, rows in (("seq", seq), ("tok", tok)):
-            path = defs / "data" / f"{name}-{split}.jsonl"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    for name, kind, main, metrics, cols in (
-            ("toy_topic", "sequence", "accuracy", "[accuracy, macro_f1]", "{text: text, label: label}"),
-            ("toy_pos", "token", "upos_accuracy", "[upos_accuracy]", "{tokens: tokens, tags: tags}")):
-        short = "seq" if kind == "sequence" else "tok"
-        (defs / f"{name}.yaml").write_text(textwrap.dedent(f"""\
-            name: {name}
-            kind: {kind}
-            main_metric: {main}
-            metrics: {metrics}
-            datasets:
-              toy/{name}:
-                source: hf
-                path: json
-                data_files: {{train: data/{short}-train.jsonl, validation: data/{short}-validation.jsonl, test: data/{short}-test.jsonl}}
-                splits: {{train: train, dev: validation, test: test}}
-                columns: {cols}
-                license: CC0 1.0
-            languages:
-              mlt_Latn:
-              swh_Latn:
-            """))
-    monkeypatch.setenv("HARNESS_TASK_DIRS", str(defs))
-    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
-    registry._specs.clear()
-    registry._extra_dirs.clear()
-    catalogue.load_catalogue.cache_clear()
-    yield defs
-    registry._specs.clear()
-    registry._extra_dirs.clear()
-
-
-@pytest.fixture
-def grid_file(tmp_path, toy_tasks):
-    model = save_tiny_model(tmp_path / "models" / "tiny", "bert")
-    path = tmp_path / "grid.yaml"
-    path.write_text(textwrap.dedent(f"""\
-        name: toy
-        models:
-          - name: tiny
-            source: {model}
-        languages: [mlt_Latn, swh_Latn]
-        tasks: [toy_topic, toy_pos]
-        seeds: {{base: 1, n: 2}}
-        protocol: {{profile: quick, epochs: 2, batch_size: 8, learning_rate: 1.0e-3}}
-        """))
-    return path
-
-
-def _eval(grid_file, db, *extra):
-    result = CliRunner().invoke(app, ["eval", "--models", str(grid_file), "--db", str(db),
-                                      "--data-dir", str(grid_file.parent / "data"), "--no-bench", *extra])
-    return result
-
-
-def _rows(db, sql):
-    return Store(db).query(sql)[1]
+from tests.harness.conftest import rows, run_eval
 
 
 def test_eval_stores_scores_and_second_run_skips(grid_file, tmp_path):
     db = tmp_path / "r.duckdb"
-    first = _eval(grid_file, db)
+    first = run_eval(grid_file, db)
     assert first.exit_code == 0, first.output
     assert "toy_topic" in first.output and "upos_accuracy" in first.output
-    runs = _rows(db, "SELECT status, count(*) FROM runs GROUP BY status")
+    runs = rows(db, "SELECT status, count(*) FROM runs GROUP BY status")
     assert runs == [("done", 8)]  # 2 tasks x 2 languages x 2 seeds
-    n_scores = _rows(db, "SELECT count(*) FROM scores")[0][0]
+    n_scores = rows(db, "SELECT count(*) FROM scores")[0][0]
     # test and dev scores of the selected checkpoint, every metric of the task:
     # 4 runs per task; toy_topic has 2 metrics, toy_pos 1; two splits each
     assert n_scores == 4 * (2 * 2) + 4 * (1 * 2)
-    assert _rows(db, "SELECT DISTINCT split FROM scores ORDER BY 1") == [("dev",), ("test",)]
-    model = _rows(db, "SELECT kind, params_total, params_embedding FROM models")[0]
+    assert rows(db, "SELECT DISTINCT split FROM scores ORDER BY 1") == [("dev",), ("test",)]
+    model = rows(db, "SELECT kind, params_total, params_embedding FROM models")[0]
     assert model[0] == "model" and model[1] > model[2] > 0
 
-    second = _eval(grid_file, db)
+    second = run_eval(grid_file, db)
     assert second.exit_code == 0, second.output
     assert "8 of 8 runs already stored" in second.output
-    assert _rows(db, "SELECT count(*) FROM scores")[0][0] == n_scores
+    assert rows(db, "SELECT count(*) FROM scores")[0][0] == n_scores
 
     shown = CliRunner().invoke(app, ["results", "--db", str(db)])
     assert shown.exit_code == 0 and "toy_pos" in shown.output and "tiny" in shown.output
@@ -137,19 +46,19 @@ def test_failure_is_stored_and_the_grid_goes_on(grid_file, tmp_path, monkeypatch
 
     monkeypatch.setattr(train, "finetune_and_score", flaky)
     db = tmp_path / "r.duckdb"
-    result = _eval(grid_file, db)
+    result = run_eval(grid_file, db)
     assert result.exit_code == 1
     assert "injected failure" in result.output
-    assert dict(_rows(db, "SELECT status, count(*) FROM runs GROUP BY status")) == {"done": 6, "failed": 2}
-    err = _rows(db, "SELECT error FROM runs WHERE status = 'failed' LIMIT 1")[0][0]
+    assert dict(rows(db, "SELECT status, count(*) FROM runs GROUP BY status")) == {"done": 6, "failed": 2}
+    err = rows(db, "SELECT error FROM runs WHERE status = 'failed' LIMIT 1")[0][0]
     assert "Traceback" in err and "injected failure" in err
 
     monkeypatch.setattr(train, "finetune_and_score", real)
-    again = _eval(grid_file, db)  # failed runs are not retried unless asked
+    again = run_eval(grid_file, db)  # failed runs are not retried unless asked
     assert again.exit_code == 1 and "--retry-failed" in again.output
-    retried = _eval(grid_file, db, "--retry-failed")
+    retried = run_eval(grid_file, db, "--retry-failed")
     assert retried.exit_code == 0, retried.output
-    assert _rows(db, "SELECT status, count(*) FROM runs GROUP BY status") == [("done", 8)]
+    assert rows(db, "SELECT status, count(*) FROM runs GROUP BY status") == [("done", 8)]
 
 
 def test_interrupted_grid_resumes_without_duplicates(grid_file, tmp_path, monkeypatch):
@@ -166,28 +75,28 @@ def test_interrupted_grid_resumes_without_duplicates(grid_file, tmp_path, monkey
 
     monkeypatch.setattr(train, "finetune_and_score", interrupted)
     db = tmp_path / "r.duckdb"
-    result = _eval(grid_file, db)
+    result = run_eval(grid_file, db)
     assert result.exit_code == 130 and "run the same command again to resume" in result.output
-    statuses = dict(_rows(db, "SELECT status, count(*) FROM runs GROUP BY status"))
+    statuses = dict(rows(db, "SELECT status, count(*) FROM runs GROUP BY status"))
     assert statuses == {"done": 2, "running": 1}
-    before = _rows(db, "SELECT run_id, value FROM scores WHERE split = 'test' ORDER BY 1, 2")
+    before = rows(db, "SELECT run_id, value FROM scores WHERE split = 'test' ORDER BY 1, 2")
 
     monkeypatch.setattr(train, "finetune_and_score", real)
-    resumed = _eval(grid_file, db)
+    resumed = run_eval(grid_file, db)
     assert resumed.exit_code == 0, resumed.output
     assert "2 of 8 runs already stored; 6 to go" in resumed.output
-    assert _rows(db, "SELECT status, count(*) FROM runs GROUP BY status") == [("done", 8)]
-    after = _rows(db, "SELECT run_id, value FROM scores WHERE split = 'test' ORDER BY 1, 2")
+    assert rows(db, "SELECT status, count(*) FROM runs GROUP BY status") == [("done", 8)]
+    after = rows(db, "SELECT run_id, value FROM scores WHERE split = 'test' ORDER BY 1, 2")
     assert set(before) <= set(after)  # nothing stored before was lost or changed
     assert len(after) == len({r for r in after})
 
 
 def test_same_seed_same_scores(grid_file, tmp_path):
     a, b = tmp_path / "a.duckdb", tmp_path / "b.duckdb"
-    assert _eval(grid_file, a).exit_code == 0
-    assert _eval(grid_file, b).exit_code == 0
+    assert run_eval(grid_file, a).exit_code == 0
+    assert run_eval(grid_file, b).exit_code == 0
     sql = "SELECT task, language, seed, metric, value FROM scores ORDER BY 1, 2, 3, 4"
-    assert _rows(a, sql) == _rows(b, sql)
+    assert rows(a, sql) == rows(b, sql)
 
 
 def test_bad_model_directory_is_one_line_and_stores_nothing(tmp_path, toy_tasks):
@@ -195,11 +104,11 @@ def test_bad_model_directory_is_one_line_and_stores_nothing(tmp_path, toy_tasks)
     bad.mkdir()
     grid = tmp_path / "grid.yaml"
     grid.write_text(f"models: [{{name: broken, source: {bad}}}]\nlanguages: [mlt_Latn]\ntasks: [toy_topic]\n")
-    result = _eval(grid, tmp_path / "r.duckdb")
+    result = run_eval(grid, tmp_path / "r.duckdb")
     assert result.exit_code == 2
     line = result.output.strip().splitlines()[-1]
     assert line.startswith("error:") and str(bad) in line
-    assert _rows(tmp_path / "r.duckdb", "SELECT count(*) FROM runs")[0][0] == 0
+    assert rows(tmp_path / "r.duckdb", "SELECT count(*) FROM runs")[0][0] == 0
 
 
 def test_sigterm_interrupts_like_ctrl_c(grid_file, tmp_path):
@@ -237,13 +146,13 @@ def test_runs_record_their_precision_and_bf16_runs_are_other_runs(grid_file, tmp
     db = tmp_path / "r.duckdb"
     text = grid_file.read_text()
     grid_file.write_text(text.replace("learning_rate: 1.0e-3}", "learning_rate: 1.0e-3, precision: bf16}"))
-    assert _eval(grid_file, db).exit_code == 0
+    assert run_eval(grid_file, db).exit_code == 0
     grid_file.write_text(text.replace("learning_rate: 1.0e-3}", "learning_rate: 1.0e-3, precision: fp32}"))
-    assert _eval(grid_file, db).exit_code == 0
-    stored = _rows(db, "SELECT json_extract_string(config, '$.protocol.precision') AS p, status, count(*) "
+    assert run_eval(grid_file, db).exit_code == 0
+    stored = rows(db, "SELECT json_extract_string(config, '$.protocol.precision') AS p, status, count(*) "
                        "FROM runs GROUP BY p, status ORDER BY p")
     assert stored == [("bf16", "done", 8), ("fp32", "done", 8)]
-    assert _rows(db, "SELECT count(DISTINCT protocol_id) FROM protocols")[0][0] == 2
+    assert rows(db, "SELECT count(DISTINCT protocol_id) FROM protocols")[0][0] == 2
 
 
 def test_the_models_runs_are_stored_before_compressed_points_are_built(grid_file, tmp_path, monkeypatch):
@@ -255,10 +164,10 @@ def test_the_models_runs_are_stored_before_compressed_points_are_built(grid_file
 
     def build_points(grid, data_dir, device, build):
         if build:
-            seen.append(_rows(db, "SELECT count(*) FROM runs WHERE status = 'done'")[0][0])
+            seen.append(rows(db, "SELECT count(*) FROM runs WHERE status = 'done'")[0][0])
         return []
 
     monkeypatch.setattr(cli_app, "_compressed_models", build_points)
-    result = _eval(grid_file, db)
+    result = run_eval(grid_file, db)
     assert result.exit_code == 0, result.output
     assert seen == [8] and "models: 1 model(s), 8 run(s) planned" in result.output
