@@ -161,6 +161,7 @@ def eval_command(
     ensure_data(grid, data_root, offline=offline, mirrors=tuple(mirror))
     pairs = [(t, lang) for t in grid.tasks for lang in grid.languages if has_data(t, lang)]
     _echo(license_notice_for(pairs))
+    _echo(_precision_line(device))
     register_protocol(store, grid)
     if executor == Executor.ray:
         from harness.ray_executor import RayExecutor, connect
@@ -184,6 +185,14 @@ def eval_command(
         _echo(f"  failed: {key.model_key} {key.task}/{key.language} seed {key.seed}: {why}")
     if outcome.failed:
         raise typer.Exit(1)
+
+
+def _precision_line(device: Optional[str]) -> str:
+    """What `precision: auto` means on this run's device, and why (printed at the start of eval)."""
+    import torch
+
+    from core.precision import describe
+    return describe(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 def _eval_local(grid, store: Store, data_root: Path, device: Optional[str], compress: bool, retry_failed: bool):

@@ -14,6 +14,7 @@ def test_eval_stores_scores_and_second_run_skips(grid_file, tmp_path):
     db = tmp_path / "r.duckdb"
     first = run_eval(grid_file, db)
     assert first.exit_code == 0, first.output
+    assert "precision auto -> fp32 (" in first.output  # the tests force fp32 (HARNESS_CPU_BF16=0)
     assert "toy_topic" in first.output and "upos_accuracy" in first.output
     runs = rows(db, "SELECT status, count(*) FROM runs GROUP BY status")
     assert runs == [("done", 8)]  # 2 tasks x 2 languages x 2 seeds
