@@ -74,11 +74,12 @@ def _resources(res: TaskResources, device: str | None, max_retries: int) -> dict
 
 # -- what runs on the workers --------------------------------------------------------------------
 
-def finetune_task(model_path: Path, spec, data, proto, seed: int, device: str | None):
+def finetune_task(model_path: Path, spec, data, proto, seed: int, device: str | None, label_job=None):
     """One fine-tuning run on a worker: its RunResult (scores and timings)."""
     from harness.finetune.train import finetune_and_score
 
-    result, _report = finetune_and_score(Path(model_path), spec, data, proto, seed, device=device)
+    result, _report = finetune_and_score(Path(model_path), spec, data, proto, seed, device=device,
+                                         label_job=label_job)
     return result
 
 
@@ -211,14 +212,18 @@ class RayExecutor:
             if not self.store.claim_run(info, self.worker_started, retry_failed=self.retry_failed):
                 self.outcome.skipped_other += 1
                 continue
-            if data is None:
-                self._failed(r, DataError(load_error), f"DataError: {load_error}")
+            try:
+                if data is None:
+                    raise DataError(load_error)
+                label_job = self.setup.label_job(r, proto)
+            except DataError as exc:
+                self._failed(r, exc, f"DataError: {exc}")
                 continue
             key = (r.task, r.language)
             if key not in self._data_refs:  # each task's data goes to the object store once
                 self._data_refs[key] = self.ray.put(data)
             ref = self._run_remote.remote(r.model.path, get_task(r.task), self._data_refs[key], proto, r.seed,
-                                          self.device)
+                                          self.device, label_job)
             self.pending[ref] = _Pending("run", run=r)
             n += 1
         return n

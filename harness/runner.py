@@ -216,6 +216,26 @@ class RunSetup:
         self.grid, self.data_dir = grid, data_dir
         self.versions, self.git_rev, self.hardware = _environment()
         self._data: dict[tuple[str, str], tuple] = {}
+        self._lines: dict[tuple[str, int], tuple[str, ...]] = {}
+
+    def label_job(self, r: PlannedRun, proto):
+        """Task-specific distillation (protocol `teacher_labels`): the teacher's run writes soft labels,
+        a compressed point's run reads its teacher's; None for plain fine-tuning."""
+        from harness.finetune.teacher_labels import LabelJob, labels_path, unlabeled_lines
+
+        opts = proto.teacher_labels
+        if opts is None:
+            return None
+        if r.model.kind == "teacher":
+            mode, teacher = "write", r.model.key
+        elif r.model.kind == "compressed" and r.model.teacher_key:
+            mode, teacher = "read", r.model.teacher_key
+        else:
+            return None
+        if (r.language, opts.lines) not in self._lines:
+            self._lines[(r.language, opts.lines)] = tuple(unlabeled_lines(r.language, self.data_dir, opts.lines, 0))
+        return LabelJob(mode, labels_path(teacher, r.task, r.language, r.seed, r.protocol_hash),
+                        self._lines[(r.language, opts.lines)], opts.weight, opts.temperature)
 
     def prepare(self, r: PlannedRun) -> tuple[RunInfo, object, object, str | None]:
         """(RunInfo, task data or None, resolved protocol, data error or None) for a run."""
@@ -260,7 +280,7 @@ def execute_runs(runs: list[PlannedRun], store: Store, data_dir: Path, grid: Gri
                 if data is None:
                     raise DataError(load_error)
                 result, report = finetune_and_score(r.model.path, get_task(r.task), data, proto, r.seed,
-                                                    device=device)
+                                                    device=device, label_job=setup.label_job(r, proto))
             except KeyboardInterrupt:
                 log(f"interrupted during {r.model.key} {r.task}/{r.language} seed {r.seed}: "
                     "it stays 'running' and is re-run next time")

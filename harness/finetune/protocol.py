@@ -68,6 +68,24 @@ def _task_kind(task: str) -> str | None:
         return None
 
 
+class TeacherLabels(StrictModel):
+    """Task-specific distillation (harness.finetune.teacher_labels): the fine-tuned teacher labels
+    `lines` lines of the language's unlabeled raw text; a compressed point learns from those soft
+    labels (KL at `temperature`, times `weight`) beside the gold examples. Sequence tasks only."""
+    lines: int = Field(2000, ge=1, le=1_000_000)
+    weight: float = Field(1.0, gt=0, le=100)
+    temperature: float = Field(2.0, gt=0, le=100)
+
+
+def _without_unset_options(dump: dict) -> dict:
+    """A dump without options that are off (None), so adding an option leaves the hashes of
+    protocols that do not use it unchanged."""
+    return {k: v for k, v in dump.items() if not (k in _OPTIONAL and v is None)}
+
+
+_OPTIONAL = ("teacher_labels",)
+
+
 class _Overrides(StrictModel):
     learning_rate: float | None = Field(None, gt=0, lt=1)
     head_learning_rate: float | None = Field(None, gt=0, lt=1)
@@ -84,6 +102,7 @@ class _Overrides(StrictModel):
     pooling: Literal["mean", "cls"] | None = None
     freeze_embeddings: bool | None = None  # word embeddings not trained (a cheaper optimizer step)
     precision: Literal["auto", "fp32", "bf16"] | None = None
+    teacher_labels: TeacherLabels | None = None
 
 
 class TaskOverrides(_Overrides):
@@ -105,7 +124,9 @@ class Protocol(_Overrides):
         grid's tasks under one section form a protocol family, which is what a leaderboard
         compares (each task has its own resolved protocol within it)."""
         precisions = sorted({self.resolve(t).precision for t in self.tasks} | {self.resolve(None).precision})
-        blob = json.dumps({"version": PROTOCOL_VERSION, **self.model_dump(mode="json"), "precisions": precisions},
+        dump = _without_unset_options(self.model_dump(mode="json"))
+        dump["tasks"] = {t: _without_unset_options(o) for t, o in dump["tasks"].items()}
+        blob = json.dumps({"version": PROTOCOL_VERSION, **dump, "precisions": precisions},
                           sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -124,6 +145,8 @@ class Protocol(_Overrides):
                 if v is not None:
                     values[name] = v
         values["precision"] = resolve_precision(values["precision"], device or _run_device())
+        if task is not None and _task_kind(task) != "sequence":
+            values.pop("teacher_labels", None)  # token tasks fine-tune plainly (see teacher_labels.py)
         return ResolvedProtocol(profile=self.profile, **values)
 
 
@@ -151,9 +174,10 @@ class ResolvedProtocol(StrictModel):
     pooling: str  # sequence tasks: 'mean' over the attention mask, or the model's own 'cls' head
     freeze_embeddings: bool  # the word-embedding matrix gets no updates
     precision: Literal["fp32", "bf16"]  # resolved: bf16 autocast with fp32 weights, or plain fp32
+    teacher_labels: TeacherLabels | None = None  # task-specific distillation (sequence tasks)
 
     def as_dict(self) -> dict:
-        return {"version": PROTOCOL_VERSION, **self.model_dump()}
+        return {"version": PROTOCOL_VERSION, **_without_unset_options(self.model_dump())}
 
     def hash(self) -> str:
         blob = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))

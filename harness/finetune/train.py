@@ -21,6 +21,8 @@ import torch
 from core.progress import bar
 from harness.finetune.features import Encoded, encode_sequences, encode_words
 from harness.finetune.protocol import ResolvedProtocol
+from harness.finetune.teacher_labels import (LabelJob, interleave, kd_loss, load_labels, save_labels,
+                                             teacher_logits)
 from core.precision import autocast
 from harness.store import RunResult, Score
 from models.batching import collate, eval_batches, train_batches
@@ -36,6 +38,7 @@ class TrainReport:
     unplaced_test_words: int = 0
     device: str = "cpu"
     dtype: str = "fp32"
+    teacher_labels: dict | None = None   # what task-specific distillation read or wrote
 
 
 def select_device(device: str | None = None) -> torch.device:
@@ -85,8 +88,10 @@ class Finetuner:
     """One fine-tuning run: a model directory, a task's data, a protocol and a seed."""
 
     def __init__(self, model_dir: Path, task_spec, data, proto: ResolvedProtocol, seed: int,
-                 device: str | None = None, progress: bool = True, eval_max_length: int | None = None):
+                 device: str | None = None, progress: bool = True, eval_max_length: int | None = None,
+                 label_job: LabelJob | None = None):
         self.model_dir = Path(model_dir)
+        self.label_job = label_job
         self.spec = task_spec
         self.data = data
         self.proto = proto
@@ -179,8 +184,16 @@ class Finetuner:
         enc_train = self._encode(tokenizer, train, self.proto.max_length)
         enc_dev = self._encode(tokenizer, dev, eval_len)
 
+        job = self.label_job if self.spec.kind == "sequence" else None
+        soft, unl_ids = None, []
+        if job is not None and job.mode == "read":
+            soft = load_labels(job.path, self.labels, job.texts)
+            unl_ids = [list(x) for x in tokenizer(list(job.texts), truncation=True,
+                                                  max_length=self.proto.max_length)["input_ids"]]
+            self.report.teacher_labels = {"read": str(job.path), "lines": len(unl_ids)}
+
         optimizer = _optimizer(model, self.proto, self.device)
-        steps_per_epoch = -(-len(enc_train) // self.proto.batch_size)
+        steps_per_epoch = -(-len(enc_train) // self.proto.batch_size) + -(-len(unl_ids) // self.proto.batch_size)
         total = steps_per_epoch * self.proto.epochs
         warmup = int(round(total * self.proto.warmup_ratio))
         scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -198,11 +211,19 @@ class Finetuner:
             for epoch in range(1, self.proto.epochs + 1):
                 model.train()
                 seen, epoch_t0 = 0, time.perf_counter()
-                for idx in train_batches(enc_train.lengths(), self.proto.batch_size, rng):
-                    batch = collate([enc_train.input_ids[i] for i in idx], pad_id,
-                                    [enc_train.labels[i] for i in idx])
-                    with ctx:
-                        loss = model(**{k: v.to(self.device) for k, v in batch.items()}).loss
+                gold = train_batches(enc_train.lengths(), self.proto.batch_size, rng)
+                unlabeled = train_batches([len(x) for x in unl_ids], self.proto.batch_size, rng) if unl_ids else []
+                for kind, idx in interleave(gold, unlabeled, rng) if unl_ids else (("gold", b) for b in gold):
+                    if kind == "gold":
+                        batch = collate([enc_train.input_ids[i] for i in idx], pad_id,
+                                        [enc_train.labels[i] for i in idx])
+                        with ctx:
+                            loss = model(**{k: v.to(self.device) for k, v in batch.items()}).loss
+                    else:  # unlabeled text: match the fine-tuned teacher's soft labels
+                        batch = collate([unl_ids[i] for i in idx], pad_id)
+                        with ctx:
+                            logits = model(**{k: v.to(self.device) for k, v in batch.items()}).logits
+                        loss = job.weight * kd_loss(logits, soft[idx].to(self.device), job.temperature)
                     loss.backward()
                     torch.nn.utils.clip_grad_norm_(trainable, 1.0)
                     optimizer.step()
@@ -230,7 +251,14 @@ class Finetuner:
         self.report.unplaced_test_words = enc_test.unplaced_words
         test_scores = self.score(model, enc_test, test, pad_id, fallback)
         eval_seconds = time.perf_counter() - t1
+        if job is not None and job.mode == "write":  # the teacher labels the unlabeled text for its students
+            logits = teacher_logits(model, tokenizer, job.texts, self.proto.max_length, self.proto.eval_batch_size,
+                                    self.device, autocast(self.proto.precision, self.device))
+            save_labels(job.path, logits, self.labels, job.texts,
+                        meta={"model_dir": str(self.model_dir), "seed": self.seed, "best_epoch": best_epoch})
+            self.report.teacher_labels = {"wrote": str(job.path), "lines": len(job.texts)}
 
+        self.trained = model  # the best-dev checkpoint, for a caller that wants the model itself
         scores = [Score("dev", m, v, m == main) for m, v in best_dev.items()]
         scores += [Score("test", m, v, m == main) for m, v in test_scores.items()]
         return RunResult(scores=scores, n_train=len(train), n_dev=len(dev), n_test=len(test),
@@ -238,7 +266,9 @@ class Finetuner:
 
 
 def finetune_and_score(model_dir: Path, task_spec, data, proto: ResolvedProtocol, seed: int,
-                       device: str | None = None, progress: bool = True) -> tuple[RunResult, TrainReport]:
-    tuner = Finetuner(model_dir, task_spec, data, proto, seed, device=device, progress=progress)
+                       device: str | None = None, progress: bool = True,
+                       label_job: LabelJob | None = None) -> tuple[RunResult, TrainReport]:
+    tuner = Finetuner(model_dir, task_spec, data, proto, seed, device=device, progress=progress,
+                      label_job=label_job)
     result = tuner.run()
     return result, tuner.report

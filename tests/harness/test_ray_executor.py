@@ -62,12 +62,12 @@ def test_ray_stores_the_same_rows_as_the_local_executor(ray_session, grid_file, 
 def test_a_worker_killed_mid_run_is_retried_without_duplicates(ray_session, grid_file, tmp_path):
     marker = tmp_path / "killed-once"
 
-    def dies_once(model_path, spec, data, proto, seed, device):
+    def dies_once(model_path, spec, data, proto, seed, device, label_job=None):
         from harness.ray_executor import finetune_task
         if spec.name == "toy_pos" and seed == 2 and not marker.exists():
             marker.write_text(str(os.getpid()))
             os._exit(1)  # the worker process dies mid-task, as a killed or preempted node would
-        return finetune_task(model_path, spec, data, proto, seed, device)
+        return finetune_task(model_path, spec, data, proto, seed, device, label_job)
 
     db = tmp_path / "r.duckdb"
     executor, models = _executor(grid_file, db, finetune=dies_once)
@@ -79,11 +79,11 @@ def test_a_worker_killed_mid_run_is_retried_without_duplicates(ray_session, grid
 
 
 def test_a_failing_task_is_stored_as_failed_and_the_grid_goes_on(ray_session, grid_file, tmp_path):
-    def fails_on_swahili_pos(model_path, spec, data, proto, seed, device):
+    def fails_on_swahili_pos(model_path, spec, data, proto, seed, device, label_job=None):
         from harness.ray_executor import finetune_task
         if spec.name == "toy_pos" and data.language == "swh_Latn":
             raise RuntimeError("injected failure")
-        return finetune_task(model_path, spec, data, proto, seed, device)
+        return finetune_task(model_path, spec, data, proto, seed, device, label_job)
 
     db = tmp_path / "r.duckdb"
     executor, models = _executor(grid_file, db, finetune=fails_on_swahili_pos)

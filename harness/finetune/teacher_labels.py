@@ -1,0 +1,118 @@
+"""Task-specific distillation as a fine-tuning protocol option (`protocol: {teacher_labels: ...}`).
+
+The teacher fine-tunes on the task as usual; at the end of its run, its best checkpoint labels a
+fixed sample of the language's *unlabeled* raw text (never any task's dev or test text) with its
+logits, stored beside the stage cache. A compressed point fine-tuned under the same protocol and
+seed then learns from the gold training examples (cross-entropy) and from those soft labels
+(temperature-scaled KL, batches of unlabeled lines interleaved with the gold ones).
+
+Sequence tasks only (topic, sentiment): for token tasks the option resolves to nothing and they
+fine-tune plainly, so their runs are the plain runs. The option is part of the protocol hash: these
+runs form their own protocol family and are never mixed with plain fine-tuning.
+"""
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from core.errors import DataError
+from core.paths import cache_root
+from core.progress import bar
+from models.batching import collate, eval_batches
+
+LABELS_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class LabelJob:
+    """What one run does with teacher labels: 'write' them (the teacher's run) or 'read' them
+    (a student's run), at `path`, over `texts`."""
+    mode: str                   # 'write' | 'read'
+    path: Path
+    texts: tuple[str, ...]
+    weight: float
+    temperature: float
+
+
+def unlabeled_lines(language: str, data_dir: Path, n: int, seed: int) -> list[str]:
+    """A fixed sample of `n` lines of the language's raw text (deduplicated, with every task's
+    dev and test text removed), the same for every model and seed."""
+    from tasks.text import training_texts
+
+    texts = [t for t in training_texts(language, data_dir, include_raw=True, include_task_train=False)
+             if t.strip()]
+    if not texts:
+        raise DataError(f"teacher_labels needs unlabeled raw text for {language}, and the data catalogue "
+                        "has none; drop teacher_labels for this language or add raw text (harness data add)")
+    random.Random(f"teacher-labels-{seed}").shuffle(texts)
+    return texts[:n]
+
+
+def labels_path(teacher_key: str, task: str, language: str, seed: int, protocol_hash: str,
+                root: Path | None = None) -> Path:
+    name = f"{teacher_key}--{task}--{language}--seed{seed}--{protocol_hash}"
+    digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+    return (root or cache_root() / "teacher-labels") / f"{digest}.pt"
+
+
+def texts_digest(texts) -> str:
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(len(t.encode()).to_bytes(8, "little") + t.encode())
+    return h.hexdigest()
+
+
+def save_labels(path: Path, logits: torch.Tensor, labels: list[str], texts, meta: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"format": LABELS_FORMAT, "logits": logits.float().cpu(), "labels": list(labels),
+                "texts": texts_digest(texts), "meta": meta}, tmp)
+    tmp.replace(path)
+
+
+def load_labels(path: Path, labels: list[str], texts) -> torch.Tensor:
+    """The teacher's logits for `texts`, checked against the label order and the texts."""
+    if not path.is_file():
+        raise DataError(f"no teacher labels at {path}: the teacher's run of this task, language, seed "
+                        "and protocol must finish first (harness eval runs teachers before compressed points)")
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    if blob.get("format") != LABELS_FORMAT or blob["labels"] != list(labels) or blob["texts"] != texts_digest(texts):
+        raise DataError(f"teacher labels at {path} were made for other labels or text; delete the file and "
+                        "run the teacher's run again (harness eval --retry-failed after removing its row)")
+    return blob["logits"]
+
+
+def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Hinton's distillation loss: T^2 * KL(teacher || student) on temperature-softened
+    distributions, averaged over the batch (fp32)."""
+    t = temperature
+    return F.kl_div(F.log_softmax(student_logits.float() / t, dim=-1), F.softmax(teacher_logits.float() / t, dim=-1),
+                    reduction="batchmean") * (t * t)
+
+
+def interleave(gold: list[list[int]], unlabeled: list[list[int]], rng: random.Random) -> list[tuple[str, list[int]]]:
+    """One epoch's batches: the gold batches and the unlabeled ones in a seeded random order."""
+    order = [("gold", b) for b in gold] + [("teacher", b) for b in unlabeled]
+    rng.shuffle(order)
+    return order
+
+
+@torch.no_grad()
+def teacher_logits(model, tokenizer, texts, max_length: int, batch_size: int, device, ctx) -> torch.Tensor:
+    """The fine-tuned teacher's logits for `texts` (in order)."""
+    model.eval()
+    ids = [list(x) for x in tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    out: list[torch.Tensor | None] = [None] * len(ids)
+    for idx in bar(list(eval_batches([len(x) for x in ids], batch_size)), desc="teacher labels", unit="batch"):
+        batch = collate([ids[i] for i in idx], pad)
+        with ctx:
+            logits = model(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu()
+        for row, i in enumerate(idx):
+            out[i] = logits[row]
+    return torch.stack(out)
