@@ -228,7 +228,7 @@ class RunSetup:
             return None
         if r.model.kind == "teacher":
             mode, teacher = "write", r.model.key
-        elif r.model.kind == "compressed" and r.model.teacher_key:
+        elif r.model.teacher_key:  # a compressed point, or a listed model that names its teacher
             mode, teacher = "read", r.model.teacher_key
         else:
             return None

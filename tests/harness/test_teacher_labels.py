@@ -119,13 +119,14 @@ def test_the_runner_lets_teachers_write_and_their_points_read(toy_tasks, tmp_pat
     setup.grid, setup.data_dir, setup._data, setup._lines = grid, tmp_path, {}, {}
     teacher = EvalModel("t", "t", "teacher", "src", "t", path=Path("/t"))
     point = EvalModel("t--mlt--p", "p", "compressed", "compressed:p", "t", language="mlt_Latn", path=Path("/p"))
-    other = EvalModel("m", "m", "model", "src", None, path=Path("/m"))
+    derived = EvalModel("mine", "mine", "model", "src", "t", path=Path("/mine"))
+    unrelated = EvalModel("m", "m", "model", "src", None, path=Path("/m"))
     proto = grid.protocol.resolve("topic")
-    jobs = {m.kind: setup.label_job(PlannedRun(m, "topic", "mlt_Latn", 42, proto.hash()), proto)
-            for m in (teacher, point, other)}
-    assert jobs["teacher"].mode == "write" and jobs["compressed"].mode == "read"
-    assert jobs["teacher"].path == jobs["compressed"].path == labels_path("t", "topic", "mlt_Latn", 42, proto.hash())
-    assert jobs["teacher"].texts == tuple(f"mlt_Latn line {i}" for i in range(5)) and jobs["compressed"].weight == 0.5
-    assert jobs["model"] is None
+    jobs = {m.key: setup.label_job(PlannedRun(m, "topic", "mlt_Latn", 42, proto.hash()), proto)
+            for m in (teacher, point, derived, unrelated)}
+    assert jobs["t"].mode == "write" and jobs["t--mlt--p"].mode == jobs["mine"].mode == "read"
+    assert jobs["t"].path == jobs["t--mlt--p"].path == labels_path("t", "topic", "mlt_Latn", 42, proto.hash())
+    assert jobs["t"].texts == tuple(f"mlt_Latn line {i}" for i in range(5)) and jobs["t--mlt--p"].weight == 0.5
+    assert jobs["m"] is None  # no teacher: plain fine-tuning
     pos = grid.protocol.resolve("pos")
     assert setup.label_job(PlannedRun(point, "pos", "mlt_Latn", 42, pos.hash()), pos) is None
