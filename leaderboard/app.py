@@ -16,7 +16,8 @@ import streamlit as st  # noqa: E402
 from core.errors import UserError  # noqa: E402
 from leaderboard import data  # noqa: E402
 from leaderboard.launch import resolve_db_path  # noqa: E402
-from leaderboard.views import board, degradation_view, model_page, sidebar, tradeoffs  # noqa: E402
+from leaderboard.views import (board, budget_view, degradation_view, model_page, sidebar,  # noqa: E402
+                               tradeoffs)
 
 TITLE = "Compressed multilingual encoders: leaderboard"
 # less empty space above the title; a constant, no user data in it
@@ -25,6 +26,7 @@ VIEWS = {
     "Leaderboard": board.render,
     "Trade-offs": tradeoffs.render,
     "Degradation vs teacher data": degradation_view.render,
+    "Distillation budget": budget_view.render,
     "Model": model_page.render,
 }
 

@@ -141,3 +141,49 @@ def degradation_chart(langs: pd.DataFrame, corr: Correlation | None, x_title: st
     side = alt.layer(strip, strip_text).properties(height=380, width=140,
                                                    title="excluded from the fit")
     return alt.hconcat(main, side).resolve_scale(y="shared")
+
+
+def budget_chart(df: pd.DataFrame, panel: str = "task", panel_order: list[str] | None = None,
+                 columns: int = 3) -> alt.FacetChart:
+    """Relative score against the distillation budget (tokens, log axis), colour = objective,
+    ± the std over seeds as a bar, one panel per `panel` value ('task' or 'language', in
+    `panel_order`); points of one `curve` (same shape and objective, other budgets) joined by a
+    line. A point whose manifest gave tokens for only some of its distillation stages (a lower
+    bound) is drawn hollow.
+
+    `df`: leaderboard.budget.budget_points rows with a budget (tokens > 0)."""
+    df = df.assign(rel_pct=df["relative_score"] * 100, std_pct=df["relative_std"] * 100)
+    df["rel_lo"], df["rel_hi"] = df["rel_pct"] - df["std_pct"], df["rel_pct"] + df["std_pct"]
+    df["budget"] = np.where(df["budget_complete"], "all stages",
+                            df["tokens_stages"].astype(str) + " of "
+                            + df["distill_stages"].astype(str) + " stages")
+    x = alt.X("tokens:Q", **log_axis(df["tokens"], "distillation budget: tokens seen (log scale)",
+                                     "~s"))
+    y = alt.Y("rel_pct:Q", scale=alt.Scale(zero=False), title="relative score vs teacher (%)")
+    color = alt.Color("objective:N", scale=alt.Scale(scheme=SCHEME),
+                      legend=alt.Legend(orient="bottom", title="objective used", labelLimit=300))
+    tooltip = ["model:N", "teacher:N", "language:N", "task:N", "stage_chain:N",
+               alt.Tooltip("params_total:Q", format=",", title="parameters"),
+               "objective:N", alt.Tooltip("requested:N", title="objective asked for"),
+               alt.Tooltip("tokens:Q", format=",", title="tokens seen"),
+               alt.Tooltip("budget:N", title="tokens reported by"),
+               alt.Tooltip("distill_stages:Q", title="distillation stages"),
+               alt.Tooltip("passes:Q", format=".2f", title="passes over the text"),
+               alt.Tooltip("wall_seconds:Q", format=",.0f", title="wall seconds"),
+               "precision:N",
+               alt.Tooltip("rel_pct:Q", format=".2f", title="relative score %"),
+               alt.Tooltip("std_pct:Q", format=".2f", title="± std %"),
+               alt.Tooltip("n_seeds:Q", title="seeds (n)"),
+               alt.Tooltip("teacher_seeds_matched:N", title="teacher on the same seeds")]
+    line = alt.Chart().mark_line(strokeWidth=1.5, opacity=0.7).encode(
+        x=x, y=y, color=color, detail="curve:N", order="tokens:Q")
+    bars = alt.Chart().transform_filter("isValid(datum.std_pct)").mark_rule(opacity=0.6).encode(
+        x=x, y=alt.Y("rel_lo:Q"), y2="rel_hi:Q", color=color)
+    fill = alt.Fill("objective:N", scale=alt.Scale(scheme=SCHEME), legend=None)
+    points = alt.Chart().mark_point(size=70, opacity=0.9, strokeWidth=2).encode(
+        x=x, y=y, color=color, tooltip=tooltip,
+        fill=alt.condition("datum.budget_complete", fill, alt.value("white")))
+    return alt.layer(line, bars, points, data=df).properties(
+        width=FACET_WIDTH, height=FACET_HEIGHT
+    ).facet(facet=alt.Facet(f"{panel}:N", title=None, sort=panel_order or "ascending"),
+            columns=columns)

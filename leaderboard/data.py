@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from leaderboard import dbstate, queries, tables
+from leaderboard import budget, dbstate, queries, tables
 from leaderboard.dbstate import DbState
 
 Stamp = tuple[int, int, int, int]
@@ -75,3 +75,14 @@ def _leaderboard(db: str, stamp: Stamp | None, protocol: str, filters: tables.Fi
 def leaderboard(db: str, protocol: str, filters: tables.Filters,
                 shape: tuple | None) -> pd.DataFrame:
     return _leaderboard(db, db_stamp(db), protocol, filters, shape)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _distill_budgets(db: str, stamp: Stamp | None) -> pd.DataFrame:
+    # manifests hold loss curves: keep only the small per-model budget frame in the cache
+    return budget.model_budgets(queries.compressed_manifests(db))
+
+
+def distill_budgets(db: str) -> pd.DataFrame:
+    """Per distilled model: its distillation budget (leaderboard.budget.model_budgets)."""
+    return _distill_budgets(db, db_stamp(db))

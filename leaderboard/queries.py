@@ -57,7 +57,7 @@ FROM v_main_test s JOIN lb_model_info i USING (model_key);
 
 CREATE OR REPLACE TEMP VIEW lb_relative AS
 SELECT i.*, r.task, r.language, r.protocol_hash, r.derived, r.metric, r.score, r.teacher_score,
-       r.relative_score, r.relative_drop
+       r.teacher_seeds_matched, r.relative_score, r.relative_drop
 FROM v_relative r JOIN lb_model_info i USING (model_key);
 
 -- The teacher's pre-training data for each language: the column the teacher's teacher_data
@@ -128,6 +128,10 @@ SQL: dict[str, str] = {
              AND p.protocol_hash = s.protocol_hash
         WHERE p.protocol_id = ?
         ORDER BY s.teacher, s.stage_chain, s.language, s.task""",
+    # the manifests of compressed models (leaderboard/budget.py reads their distillation stages)
+    "compressed_manifests": """
+        SELECT model_key, CAST(manifest AS VARCHAR) AS manifest FROM models
+        WHERE kind = 'compressed' AND manifest IS NOT NULL ORDER BY model_key""",
     "languages": "SELECT * FROM languages ORDER BY code",
     "benchmark_shapes": """
         SELECT target, device, dtype, batch_size, seq_len, count(DISTINCT model_key) AS n_models
@@ -234,6 +238,10 @@ def degradation_points(db: str | Path, protocol_id: str) -> pd.DataFrame:
     return run_query(db, "degradation_points", [protocol_id])
 
 
+def compressed_manifests(db: str | Path) -> pd.DataFrame:
+    return run_query(db, "compressed_manifests")
+
+
 def languages(db: str | Path) -> pd.DataFrame:
     return run_query(db, "languages")
 
@@ -270,7 +278,7 @@ def model_benchmarks(db: str | Path, model_key: str) -> pd.DataFrame:
 NAMED: dict[str, Callable[..., pd.DataFrame]] = {
     f.__name__: f for f in (
         tables, overview, protocols, protocol_members, models, main_scores, relative_scores,
-        degradation_points, languages, benchmark_shapes, benchmarks_at, model_record, model_score_summary,
-        model_seed_scores, model_runs, model_benchmarks,
+        degradation_points, compressed_manifests, languages, benchmark_shapes, benchmarks_at,
+        model_record, model_score_summary, model_seed_scores, model_runs, model_benchmarks,
     )
 }

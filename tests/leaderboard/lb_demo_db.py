@@ -3,7 +3,8 @@
 Two teachers (an XLM-R-family one whose data column is CC-100, and an mBERT-like one on
 Wikipedia), two compression recipes per language for the first, seven languages with their real
 pre-training sizes (Maltese unseen by XLM-R), three seeds, a derived POS split, a failed and a
-running run (which must not count), a second protocol (which must not mix), and CPU benchmarks.
+running run (which must not count), a second protocol (which must not mix), CPU benchmarks, and
+manifests whose distillation stage records a budget (the distilled recipe only).
 """
 from __future__ import annotations
 
@@ -104,6 +105,23 @@ def _record_run(store: Store, demo: DemoDB, model_key: str, task: str, lang: str
             demo.derived.add((task, lang))
 
 
+def _manifest_chain(chain: str, lang: str) -> list[dict]:
+    """The manifest's stage entries; a distillation stage reports a budget that differs by
+    language (tokens, passes, seconds) and an objective, "auto" resolved to one of two."""
+    i = list(LANGUAGES).index(lang)
+    entries = []
+    for label in chain.split(" > "):
+        stage = label.split("(")[0]
+        entry = {"stage": stage, "label": label, "config": {"stage": stage}, "report": {}}
+        if stage == "distill":
+            entry["config"]["settings"] = {"loss": "auto", "max_tokens": 100_000 * 2 ** i}
+            entry["report"] = {"tokens_seen": 100_000 * 2 ** i + 17 * i, "epochs": 0.5 * (i + 1),
+                               "loss": ("hidden_mse", "minilm_hidden")[i % 2],
+                               "wall_seconds": 30.0 * 2 ** i, "precision": "bf16"}
+        entries.append(entry)
+    return entries
+
+
 def _add_model(store: Store, demo: DemoDB, rec: ModelRecord) -> None:
     store.upsert_model(rec)
     demo.models[rec.model_key] = {"kind": rec.kind, "stage_chain": rec.stage_chain,
@@ -147,7 +165,8 @@ def build_demo_db(path: Path, *, benchmarks: bool = True, seeds: tuple[int, ...]
                 teacher_data="cc100", stage_chain=chain, params_total=total,
                 params_embedding=emb, params_non_embedding=total - emb,
                 manifest={"stages": chain.split(" > "), "teacher": TEACHER, "language": lang,
-                          "params": {"total": total, "embedding": emb}},
+                          "params": {"total": total, "embedding": emb},
+                          "chain": _manifest_chain(chain, lang)},
                 compression_ratio=TEACHER_PARAMS[0] / total))
             for task in tasks:
                 for seed in seeds:

@@ -22,7 +22,7 @@ from leaderboard import dbstate, queries
 from leaderboard.launch import DB_ENV
 
 APP = Path(__file__).resolve().parents[2] / "leaderboard" / "app.py"
-VIEWS = ("Leaderboard", "Trade-offs", "Degradation vs teacher data", "Model")
+VIEWS = ("Leaderboard", "Trade-offs", "Degradation vs teacher data", "Distillation budget", "Model")
 SMALL_RECIPE = "depth(6,stride) > distill > vocab(10000)"
 
 
@@ -89,6 +89,12 @@ def test_every_view_renders(demo_db, monkeypatch):
     show(at, "Degradation vs teacher data")
     assert len(charts(at)) == 1
     frame(at, "statistic")
+
+    show(at, "Distillation budget")
+    assert len(charts(at)) == 1
+    budget_rows = frame(at, "Tokens seen").value
+    assert set(budget_rows["Stage chain"]) == {SMALL_RECIPE}       # the only distilled recipe
+    assert len(budget_rows) == sum(len(t) for t in TASKS_BY_LANGUAGE.values())
 
     show(at, "Model")
     assert at.selectbox(key="model_page_key").value is not None
@@ -297,6 +303,66 @@ def test_mbert_teacher_uses_wikipedia_sizes(demo_db, monkeypatch):
     assert "wikipedia GiB" in langs.columns
     assert langs.iloc[0]["wikipedia GiB"] == pytest.approx(LANGUAGES["slk_Latn"][2])
     assert "needs at least 3 languages" in messages(at)     # one language: no correlation
+
+
+# -- distillation budget ------------------------------------------------------------------------
+def _facet_field(spec: dict) -> str:
+    return spec["facet"]["field"]
+
+
+def test_distillation_budget_view_shows_the_budgets_and_relative_scores(tmp_path, monkeypatch):
+    from lb_budget_db import NOT_DISTILLED, OTHER_PROTOCOL, PROTOCOL as BUDGET_PROTOCOL, build_budget_db
+
+    db = build_budget_db(tmp_path / "budget.duckdb")
+    at = open_app(db.path, monkeypatch, view="Distillation budget")
+    at.selectbox(key="protocol").set_value(BUDGET_PROTOCOL).run()
+    (spec,) = charts(at)
+    assert _facet_field(spec) == "task"
+    layers = spec["spec"]["layer"]
+    assert layers[-1]["encoding"]["x"]["scale"]["type"] == "log"
+    assert {l["mark"]["type"] if isinstance(l["mark"], dict) else l["mark"] for l in layers} \
+        == {"line", "rule", "point"}
+    table = frame(at, "Tokens seen").value
+    assert not set(NOT_DISTILLED) & set(table["Model"])
+    relative = queries.relative_scores(db.path, BUDGET_PROTOCOL).set_index(
+        ["model_key", "task", "language"])
+    for _, row in table.iterrows():
+        # the model's name is its key in this database
+        expected = relative.loc[(row["Model"], row["Task"], row["Language"]), "relative_score"]
+        assert row["Rel. score (%)"] == pytest.approx(100 * expected, rel=1e-12)
+    two = table[table["Model"] == "mlt-L4F-t"].iloc[0]
+    assert two["Distill stages"] == 2 and two["Tokens seen"] == 500_000
+    # rows without a token count stay in the table, out of the chart
+    assert table["Tokens seen"].isna().sum() > 0
+    (chart,) = at.get("vega_lite_chart")
+    (plotted,) = [dataframe_util.convert_arrow_bytes_to_pandas_df(d.data.data)
+                  for d in chart.proto.datasets]
+    assert (plotted["tokens"] > 0).all()
+    assert len(plotted) == table["Tokens seen"].notna().sum()
+
+    at.radio(key="budget_panel").set_value("language").run()
+    assert _facet_field(charts(at)[0]) == "language"
+    at.multiselect(key="f_languages").set_value(["swh_Latn"]).run()
+    assert set(frame(at, "Tokens seen").value["Language"]) == {"swh_Latn"}
+    # the protocol family in the sidebar decides the scores
+    at.multiselect(key="f_languages").set_value([]).run()
+    at.selectbox(key="protocol").set_value(OTHER_PROTOCOL).run()
+    other = frame(at, "Tokens seen").value
+    assert list(other["Model"]) == ["mlt-L6-h100k"]
+    assert other["Rel. score (%)"].iloc[0] == pytest.approx(450.0)
+
+
+def test_distillation_budget_view_without_distilled_models(demo_db, tmp_path, monkeypatch):
+    from leaderboard.views.budget_view import NO_DISTILLED
+
+    db = tmp_path / "nomanifest.duckdb"
+    db.write_bytes(demo_db.path.read_bytes())
+    with Store(db).transaction() as con:
+        con.execute("UPDATE models SET manifest = NULL")
+    assert NO_DISTILLED in messages(open_app(db, monkeypatch, view="Distillation budget"))
+    teachers = _teacher_only_db(tmp_path / "teachers.duckdb")
+    assert dbstate.NO_COMPRESSED in messages(open_app(teachers, monkeypatch,
+                                                      view="Distillation budget"))
 
 
 # -- model page ----------------------------------------------------------------------------------

@@ -180,6 +180,7 @@ def test_leaderboard_renders_in_headless_chromium(demo_db, tmp_path):
         for label, needles, n_charts in [
                 ("Trade-offs", ["Pareto front", "Latency × score × memory"], 3),
                 ("Degradation vs teacher data", ["Spearman rho", "Excluded from the fit"], 1),
+                ("Distillation budget", ["compression shape", "Tokens seen"], 1),
                 ("Model", ["Non-embedding", "Benchmarks"], 0)]:
             click_tab(driver, label)
             text = wait_for_text(driver, needles, charts=n_charts)
