@@ -27,6 +27,8 @@ from core.precision import autocast
 from harness.store import RunResult, Score
 from models.batching import collate, eval_batches, train_batches
 
+# RoBERTa-family models number positions from pad_token_id + 1: max_position_embeddings 514 holds 512 tokens
+_OFFSET_POSITIONS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "data2vec-text", "roberta-prelayernorm"}
 SUBSAMPLE_SEED = 20240611  # fixed: every model and seed sees the same capped subset
 
 
@@ -128,6 +130,8 @@ class Finetuner:
         if self.eval_max_length:
             return self.eval_max_length
         limit = getattr(model.config, "max_position_embeddings", 512) or 512
+        if getattr(model.config, "model_type", "") in _OFFSET_POSITIONS:  # positions start after the pad id
+            limit -= (getattr(model.config, "pad_token_id", None) or 1) + 1
         tok_limit = getattr(tokenizer, "model_max_length", limit) or limit
         return int(min(limit, tok_limit, 512))
 
@@ -181,15 +185,15 @@ class Finetuner:
             raise ValueError(f"empty split: train={len(train)} dev={len(dev)} test={len(test)}")
         fallback = self._fallback_label(train)
         eval_len = self._eval_length(tokenizer, model)
-        enc_train = self._encode(tokenizer, train, self.proto.max_length)
+        train_len = min(self.proto.max_length, eval_len)  # never past the model's position table
+        enc_train = self._encode(tokenizer, train, train_len)
         enc_dev = self._encode(tokenizer, dev, eval_len)
 
         job = self.label_job if self.spec.kind == "sequence" else None
         soft, unl_ids = None, []
         if job is not None and job.mode == "read":
             soft = load_labels(job.path, self.labels, job.texts)
-            unl_ids = [list(x) for x in tokenizer(list(job.texts), truncation=True,
-                                                  max_length=self.proto.max_length)["input_ids"]]
+            unl_ids = [list(x) for x in tokenizer(list(job.texts), truncation=True, max_length=train_len)["input_ids"]]
             self.report.teacher_labels = {"read": str(job.path), "lines": len(unl_ids)}
 
         optimizer = _optimizer(model, self.proto, self.device)
@@ -252,7 +256,7 @@ class Finetuner:
         test_scores = self.score(model, enc_test, test, pad_id, fallback)
         eval_seconds = time.perf_counter() - t1
         if job is not None and job.mode == "write":  # the teacher labels the unlabeled text for its students
-            logits = teacher_logits(model, tokenizer, job.texts, self.proto.max_length, self.proto.eval_batch_size,
+            logits = teacher_logits(model, tokenizer, job.texts, train_len, self.proto.eval_batch_size,
                                     self.device, autocast(self.proto.precision, self.device))
             save_labels(job.path, logits, self.labels, job.texts,
                         meta={"model_dir": str(self.model_dir), "seed": self.seed, "best_epoch": best_epoch})
