@@ -629,8 +629,13 @@ class Store:
     def summary(self, split: str = "test") -> tuple[list[str], list[tuple]]:
         """Mean, std and n per model, task, language and metric (main metric first)."""
         return self.query(
-            """SELECT model_key, task, language, metric, mean, std, n, derived
-               FROM v_score_summary WHERE split = ?
-               ORDER BY model_key, task, language, NOT is_main, metric""",
+            """SELECT v.model_key, v.task, v.language, v.metric, v.mean, v.std, v.n, v.derived,
+                      coalesce(p.label || ' ', '') || left(v.protocol_hash, 6) AS protocol
+               FROM v_score_summary v
+               LEFT JOIN (SELECT protocol_hash,
+                                 any_value(profile) || '/' || coalesce(any_value(spec->>'precision'), '?') AS label
+                          FROM protocols GROUP BY protocol_hash) p USING (protocol_hash)
+               WHERE v.split = ?
+               ORDER BY v.model_key, v.task, v.language, protocol, NOT v.is_main, v.metric""",
             [split], read_only=True,
         )

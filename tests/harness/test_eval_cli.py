@@ -154,6 +154,10 @@ def test_runs_record_their_precision_and_bf16_runs_are_other_runs(grid_file, tmp
                        "FROM runs GROUP BY p, status ORDER BY p")
     assert stored == [("bf16", "done", 8), ("fp32", "done", 8)]
     assert rows(db, "SELECT count(DISTINCT protocol_id) FROM protocols")[0][0] == 2
+    # the summary keeps them apart, labelled by profile and precision
+    shown = CliRunner().invoke(app, ["results", "--db", str(db)]).output
+    topic = [line for line in shown.splitlines() if " toy_topic " in line and " accuracy " in line]
+    assert len(topic) == 4 and {("fewshot/bf16" in x, "fewshot/fp32" in x) for x in topic} == {(True, False), (False, True)}
 
 
 def test_the_models_runs_are_stored_before_compressed_points_are_built(grid_file, tmp_path, monkeypatch):
