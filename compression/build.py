@@ -66,10 +66,6 @@ class StageJob:
     context: dict                    # StageContext fields except distill_teacher_dir
     resumable: bool
 
-    @property
-    def label(self) -> str:
-        return self.cfg.label()
-
 
 def stage_job(p: PlannedPoint, s, plan: Plan, device: str | None) -> StageJob:
     text = plan.texts[p.language]

@@ -21,9 +21,10 @@ from __future__ import annotations
 import re
 import sys
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Sequence
 
 from compression.build import BuiltPoint, StageJob, point_record, run_stage_job, stage_job
 from compression.plan import Plan, format_plan, make_plan
@@ -101,6 +102,9 @@ def check_shared_storage(dirs: list[Path], *, log: Log = _stderr) -> None:
     ray = require_ray()
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    if len(nodes) < 2:
+        return  # one node: it is this machine, which sees what the driver sees
     markers: dict[str, str] = {}
     for d in dict.fromkeys(Path(x).resolve() for x in dirs):
         d.mkdir(parents=True, exist_ok=True)
@@ -109,9 +113,6 @@ def check_shared_storage(dirs: list[Path], *, log: Log = _stderr) -> None:
         marker.write_text(token)
         markers[str(marker)] = token
     try:
-        nodes = [n for n in ray.nodes() if n.get("Alive")]
-        if len(nodes) < 2:
-            return  # one node: it is this machine (or sees what the driver wrote just now)
         probe = ray.remote(num_cpus=0)(_sees)
         refs = {n["NodeManagerAddress"]: probe.options(
             scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(markers)
@@ -129,6 +130,39 @@ def check_shared_storage(dirs: list[Path], *, log: Log = _stderr) -> None:
 
 
 # -- the driver ------------------------------------------------------------------------------------
+
+def _plan_graph(grid, *, data_dir: Path | None, device: str | None, resources: dict, ray, log: Log,
+                extra_dirs: Sequence[Path] = (), cache_dir: Path | None = None,
+                resolve: Callable[[str, str | None], Path] | None = None) -> "StageGraph":
+    """The grid's compression plan, printed and checked (every node sees the stage cache, the
+    teachers and `extra_dirs`), as a graph of stage tasks ready to submit."""
+    plan = make_plan(grid, data_dir=data_dir, cache_dir=cache_dir, resolve=resolve)
+    log(format_plan(plan))
+    check_shared_storage([plan.cache.root, *plan.teacher_dirs.values(), *extra_dirs], log=log)
+    plan.cache.clean_stale()
+    return StageGraph(plan, device, resources, ray)
+
+
+def _as_completed(ray, pending: dict) -> Iterator[tuple[Any, Any]]:
+    """(ref, what it stands for) of each task of `pending` as it finishes, removed from `pending`;
+    tasks added to `pending` meanwhile are waited for too."""
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        for ref in done:
+            yield ref, pending.pop(ref)
+
+
+@contextmanager
+def _cancel_on_interrupt(ray, pending: dict, log: Log, note: str = ""):
+    """Ctrl-C cancels every task still in `pending` (then re-raises)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        log(f"interrupted: {len(pending)} outstanding task(s) cancelled{note}")
+        raise
+
 
 @dataclass
 class _Pending:
@@ -238,15 +272,12 @@ class RayExecutor:
         """Evaluate `models` (teachers and listed models, resolved) and, with `compress`, the grid's
         compressed points, building the missing ones as tasks."""
         graph = None
+        model_dirs = [m.path for m in models if m.path is not None]
         if compress and self.grid.compression is not None:
-            plan = make_plan(self.grid, data_dir=self.data_dir)
-            self.log(format_plan(plan))
-            check_shared_storage([plan.cache.root] + list(plan.teacher_dirs.values())
-                                 + [m.path for m in models if m.path is not None], log=self.log)
-            plan.cache.clean_stale()
-            graph = StageGraph(plan, self.device, self._stage_resources, self.ray)
+            graph = _plan_graph(self.grid, data_dir=self.data_dir, device=self.device,
+                                resources=self._stage_resources, ray=self.ray, log=self.log, extra_dirs=model_dirs)
         elif models:
-            check_shared_storage([m.path for m in models if m.path is not None], log=self.log)
+            check_shared_storage(model_dirs, log=self.log)
         self._submit_runs(models, "models")
         stages = 0
         if graph is not None:
@@ -260,25 +291,16 @@ class RayExecutor:
 
     def _drain(self, graph: StageGraph | None, stages: int) -> None:
         total = sum(p.kind == "run" for p in self.pending.values()) + stages
-        try:
-            with bar(total=total, desc="ray tasks", unit="task", leave=True) as pbar:
-                while self.pending:
-                    done, _ = self.ray.wait(list(self.pending), num_returns=1)
-                    for ref in done:
-                        item = self.pending.pop(ref)
-                        if item.kind == "stage":
-                            added = self._stage_done(graph, item.stage_key, ref)
-                            pbar.total += added
-                            pbar.refresh()
-                        else:
-                            self._run_done(item.run, ref)
-                        pbar.update(1)
-        except KeyboardInterrupt:
-            for ref in self.pending:
-                self.ray.cancel(ref, force=True)
-            self.log(f"interrupted: {len(self.pending)} outstanding task(s) cancelled; their runs stay "
-                     "'running' and are re-run next time")
-            raise
+        with _cancel_on_interrupt(self.ray, self.pending, self.log,
+                                  "; their runs stay 'running' and are re-run next time"), \
+                bar(total=total, desc="ray tasks", unit="task", leave=True) as pbar:
+            for ref, item in _as_completed(self.ray, self.pending):
+                if item.kind == "stage":
+                    pbar.total += self._stage_done(graph, item.stage_key, ref)
+                    pbar.refresh()
+                else:
+                    self._run_done(item.run, ref)
+                pbar.update(1)
 
     def _stage_done(self, graph: StageGraph, key: str, ref) -> int:
         try:
@@ -323,29 +345,20 @@ def build_grid_ray(grid: Grid, *, data_dir: Path | None, cache_dir: Path | None 
     """`harness compress --executor ray`: every missing stage of the grid as a task (the same
     arguments as compression.build.build_grid)."""
     ray = require_ray()
-    plan = make_plan(grid, data_dir=data_dir, cache_dir=cache_dir, resolve=resolve)
-    log(format_plan(plan))
-    check_shared_storage([plan.cache.root] + list(plan.teacher_dirs.values()), log=log)
-    plan.cache.clean_stale()
     ray_cfg = getattr(grid, "ray", None) or RaySection()
-    graph = StageGraph(plan, device, _resources(ray_cfg.stage, device, ray_cfg.max_retries), ray)
+    graph = _plan_graph(grid, data_dir=data_dir, device=device, ray=ray, log=log, cache_dir=cache_dir,
+                        resolve=resolve, resources=_resources(ray_cfg.stage, device, ray_cfg.max_retries))
     pending = graph.submit()
-    try:
-        with bar(total=len(pending), desc="stages", unit="stage", leave=True) as pbar:
-            while pending:
-                done, _ = ray.wait(list(pending), num_returns=1)
-                for ref in done:
-                    key = pending.pop(ref)
-                    try:
-                        log(f"built {key} -> {ray.get(ref)}")
-                    except Exception as exc:  # noqa: BLE001 - recorded; the other points go on
-                        graph.errors[key] = first_line(_cause(exc))
-                        log(f"FAILED {key}: {graph.errors[key]}")
-                    pbar.update(1)
-    except KeyboardInterrupt:
-        for ref in pending:
-            ray.cancel(ref, force=True)
-        raise
+    with _cancel_on_interrupt(ray, pending, log), \
+            bar(total=len(pending), desc="stages", unit="stage", leave=True) as pbar:
+        for ref, key in _as_completed(ray, pending):
+            try:
+                log(f"built {key} -> {ray.get(ref)}")
+            except Exception as exc:  # noqa: BLE001 - recorded; the other points go on
+                graph.errors[key] = first_line(_cause(exc))
+                log(f"FAILED {key}: {graph.errors[key]}")
+            pbar.update(1)
+    plan = graph.plan
     out = []
     for p in plan.points:
         error = next((graph.errors[s.key] for s in p.stages if s.key in graph.errors), None)
