@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.store import Store
+from models.loading import checkpoint_has_pooler
 from models.sources import HUB_ID_RE
 
 LIBRARY = "transformers"
@@ -185,21 +186,7 @@ def card_facts(store: Store, model_key: str) -> dict[str, Any]:
     for s in scores:
         s["relative"] = relative.get((s["task"], s["language"], s["protocol_hash"], s["metric"]))
     return {"model": model, "teacher": teacher, "scores": scores, "bench": bench,
-            "has_pooler": _has_pooler(model.get("path"))}
-
-
-def _has_pooler(path: str | None) -> bool:
-    """Whether the model's weights include a pooler (AutoModel adds a random one where they do not)."""
-    from pathlib import Path
-
-    from safetensors import safe_open
-
-    files = sorted(Path(path).glob("*.safetensors")) if path and Path(path).is_dir() else []
-    for file in files:
-        with safe_open(str(file), framework="pt") as fh:
-            if any("pooler" in k.split(".") for k in fh.keys()):
-                return True
-    return False
+            "has_pooler": bool(checkpoint_has_pooler(model.get("path")))}
 
 
 # --------------------------------------------------------------------------------------------------

@@ -127,3 +127,18 @@ def describe(path: str | Path) -> dict:
     if conversion:
         facts["conversion"] = conversion
     return facts
+
+
+def checkpoint_has_pooler(path: str | Path | None) -> bool | None:
+    """Whether a model directory's safetensors weights include a pooler (transformers' AutoModel
+    adds a randomly initialised one where they do not); None when there are no safetensors to read."""
+    from safetensors import safe_open
+
+    files = sorted(Path(path).glob("*.safetensors")) if path and Path(path).is_dir() else []
+    if not files:
+        return None
+    for file in files:
+        with safe_open(str(file), framework="pt") as fh:
+            if any("pooler" in k.split(".") for k in fh.keys()):
+                return True
+    return False

@@ -62,22 +62,14 @@ def model_class(path: str):
     return MODEL_MAPPING[type(config)]
 
 
-def _checkpoint_has_pooler(path: str) -> bool:
-    from safetensors import safe_open
-
-    files = sorted(Path(path).glob("*.safetensors"))
-    for file in files:
-        with safe_open(str(file), framework="pt") as fh:
-            if any(".pooler." in f".{k}" for k in fh.keys()):
-                return True
-    return not files  # unknown: let the class decide
-
-
 def load_kwargs(path: str, device: str, cls) -> dict[str, Any]:
     """A checkpoint without a pooler is loaded without one, instead of with a randomly
     initialised pooler that the saved model never had (and that would be timed and counted)."""
+    from models.loading import checkpoint_has_pooler
+
     kwargs: dict[str, Any] = {}
-    if "add_pooling_layer" in inspect.signature(cls.__init__).parameters and not _checkpoint_has_pooler(path):
+    # unknown (no safetensors): let the class decide
+    if "add_pooling_layer" in inspect.signature(cls.__init__).parameters and checkpoint_has_pooler(path) is False:
         kwargs["add_pooling_layer"] = False
     return kwargs
 
