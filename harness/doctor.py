@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import gc
 import json
 import math
 import os
@@ -240,14 +239,6 @@ def _error_line(exc: BaseException) -> str:
     return last if re.match(r"^[\w.]+(Error|Exception|Failed|Interrupt)\b", last) else f"{type(exc).__name__}: {last}"
 
 
-def _free(device: str) -> None:
-    gc.collect()
-    if device.startswith("cuda"):
-        import torch
-
-        torch.cuda.empty_cache()
-
-
 def run_doctor(cfg: DoctorConfig, echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Run every step on `cfg.device`; returns the report (see the module docstring)."""
     import tempfile
@@ -317,7 +308,9 @@ def _run_step(state: _State, name: str, makes: tuple[str, ...], fn) -> dict[str,
     if entry["status"] != "passed":
         for what in makes:
             state.failed.setdefault(what, name)
-    _free(state.cfg.device)
+    from harness.bench.measure import free_memory
+
+    free_memory(state.cfg.device)
     return entry
 
 

@@ -144,7 +144,8 @@ def _error_text(exc: BaseException) -> str:
     return "".join(traceback.format_exception(exc)).strip()
 
 
-def _free(device: str) -> None:
+def free_memory(device: str) -> None:
+    """Collect garbage, and return cached CUDA blocks to the driver on a GPU."""
     gc.collect()
     if device.startswith("cuda"):
         import torch
@@ -239,7 +240,7 @@ def run_job(job: Job) -> dict[str, Any]:
             ms, _ = time_once(forward(synthetic()), device)
             return {"values_ms": [ms], "n_sequences": job.batch_size, "n_tokens": tokens_per_call}
         results["first_forward"] = _measured(tracker, do_first)
-        _free(device)
+        free_memory(device)
 
     if "forward" in job.targets:
         if "error" in results.get("first_forward", {}):
@@ -254,7 +255,7 @@ def run_job(job: Job) -> dict[str, Any]:
                         "n_sequences": job.batch_size * stats.count,
                         "n_tokens": tokens_per_call * stats.count}
             results["forward"] = _measured(tracker, do_forward)
-            _free(device)
+            free_memory(device)
 
     if "real" in job.targets:
         def do_real() -> dict:
@@ -284,7 +285,7 @@ def run_job(job: Job) -> dict[str, Any]:
                     "n_tokens": rb.n_tokens * passes, "n_examples": rb.n_sequences,
                     "n_batches": k}
         results["real"] = _measured(tracker, do_real)
-        _free(device)
+        free_memory(device)
 
     return {"targets": results, "process": process}
 
