@@ -80,10 +80,11 @@ def dev_texts(language: str, data_dir: str | Path, tasks: Sequence[str] | None =
 
 
 def text_fingerprint(texts: Sequence[str]) -> str:
-    """sha256 over the texts in order (length-prefixed, so boundaries count)."""
+    """sha256 over the texts in order (length-prefixed, so boundaries count); a lone surrogate is
+    digested as it is rather than refused."""
     h = hashlib.sha256()
     for t in texts:
-        b = t.encode("utf-8")
+        b = t.encode("utf-8", "surrogatepass")
         h.update(len(b).to_bytes(8, "little"))
         h.update(b)
     return h.hexdigest()

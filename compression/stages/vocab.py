@@ -40,6 +40,7 @@ from compression.tensors.shapes import ModelShape
 from compression.tensors.surgery import Surgery, apply_surgery
 from core.errors import ConfigError, ModelLoadError
 from core.progress import bar
+from tasks.text import text_fingerprint
 
 # bump when a change of this module changes what it outputs: it is part of every cache key
 VERSION = 2  # 2: keep_tokens (e5 prefixes by default), config.json's conversion record rewritten
@@ -56,18 +57,11 @@ def tokenizer_json(tokenizer) -> dict:
     return json.loads(tokenizer.backend_tokenizer.to_str())
 
 
-def _texts_digest(texts: list[str]) -> str:
-    h = hashlib.sha256()
-    for t in texts:
-        h.update(t.encode("utf-8", "surrogatepass") + b"\0")
-    return h.hexdigest()
-
-
 def count_tokens(tokenizer, texts: list[str]) -> Counter:
     """How often each id occurs in the tokenised texts. Remembered for the same tokenizer and text,
     so `harness compress` tokenises its training text once (the plan's count, then the stage's)."""
     key = (hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()
-           if hasattr(tokenizer, "backend_tokenizer") else f"id:{id(tokenizer)}", _texts_digest(texts))
+           if hasattr(tokenizer, "backend_tokenizer") else f"id:{id(tokenizer)}", text_fingerprint(texts))
     if key not in _COUNTS_CACHE:
         while len(_COUNTS_CACHE) >= 4:
             _COUNTS_CACHE.pop(next(iter(_COUNTS_CACHE)))

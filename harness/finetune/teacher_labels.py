@@ -24,6 +24,7 @@ from core.errors import DataError
 from core.paths import cache_root
 from core.progress import bar
 from models.batching import collate, eval_batches
+from tasks.text import text_fingerprint
 
 LABELS_FORMAT = 1
 
@@ -60,18 +61,11 @@ def labels_path(teacher_key: str, task: str, language: str, seed: int, protocol_
     return (root or cache_root() / "teacher-labels") / f"{digest}.pt"
 
 
-def texts_digest(texts) -> str:
-    h = hashlib.sha256()
-    for t in texts:
-        h.update(len(t.encode()).to_bytes(8, "little") + t.encode())
-    return h.hexdigest()
-
-
 def save_labels(path: Path, logits: torch.Tensor, labels: list[str], texts, meta: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save({"format": LABELS_FORMAT, "logits": logits.float().cpu(), "labels": list(labels),
-                "texts": texts_digest(texts), "meta": meta}, tmp)
+                "texts": text_fingerprint(texts), "meta": meta}, tmp)
     tmp.replace(path)
 
 
@@ -81,7 +75,7 @@ def load_labels(path: Path, labels: list[str], texts) -> torch.Tensor:
         raise DataError(f"no teacher labels at {path}: the teacher's run of this task, language, seed "
                         "and protocol must finish first (harness eval runs teachers before compressed points)")
     blob = torch.load(path, map_location="cpu", weights_only=False)
-    if blob.get("format") != LABELS_FORMAT or blob["labels"] != list(labels) or blob["texts"] != texts_digest(texts):
+    if blob.get("format") != LABELS_FORMAT or blob["labels"] != list(labels) or blob["texts"] != text_fingerprint(texts):
         raise DataError(f"teacher labels at {path} were made for other labels or text; delete the file and "
                         "run the teacher's run again (harness eval --retry-failed after removing its row)")
     return blob["logits"]
