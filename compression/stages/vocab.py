@@ -137,13 +137,14 @@ def _char_ids(tj: dict, chars: list[str]) -> list[int]:
     return list(dict.fromkeys(ids))
 
 
-def _spelled(piece: str, tj: dict) -> str:
-    """The characters a piece spells, without its word-boundary marker or continuation prefix."""
+def _speller(tj: dict):
+    """A function from a piece to the characters it spells, without its word-boundary marker or
+    continuation prefix (the tokenizer's markers are looked up once, not per piece)."""
     if model_kind(tj) == "WordPiece":
         prefix = tj["model"].get("continuing_subword_prefix") or "##"
-        return piece[len(prefix):] if piece.startswith(prefix) and len(piece) > len(prefix) else piece
+        return lambda piece: piece[len(prefix):] if piece.startswith(prefix) and len(piece) > len(prefix) else piece
     replacement = _metaspace_replacement(tj)
-    return piece.replace(replacement, "") if replacement else piece
+    return (lambda piece: piece.replace(replacement, "")) if replacement else (lambda piece: piece)
 
 
 def _with_needed_chars(fixed: list[int], frequent: list[int], counts: Counter, tj: dict,
@@ -153,9 +154,10 @@ def _with_needed_chars(fixed: list[int], frequent: list[int], counts: Counter, t
     tokens while they do not fit; dropping one can need more characters, hence the loop.
     Returns the kept ids and the character pieces added."""
     id_to_piece = {i: p for p, i in model_vocab(tj).items()}
+    spelled = _speller(tj)
     while True:
         kept = set(fixed) | set(frequent)
-        missing = sorted({c for i in counts if i not in kept for c in _spelled(id_to_piece.get(i, ""), tj)})
+        missing = sorted({c for i in counts if i not in kept for c in spelled(id_to_piece.get(i, ""))})
         needed = [i for i in _char_ids(tj, missing) if i not in kept]
         over = len(kept) + len(needed) - size if size is not None else 0
         if over <= 0:
