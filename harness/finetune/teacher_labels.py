@@ -22,8 +22,6 @@ import torch.nn.functional as F
 
 from core.errors import DataError
 from core.paths import cache_root
-from core.progress import bar
-from models.batching import collate, eval_batches
 from tasks.text import text_fingerprint
 
 LABELS_FORMAT = 1
@@ -94,19 +92,3 @@ def interleave(gold: list[list[int]], unlabeled: list[list[int]], rng: random.Ra
     order = [("gold", b) for b in gold] + [("teacher", b) for b in unlabeled]
     rng.shuffle(order)
     return order
-
-
-@torch.no_grad()
-def teacher_logits(model, tokenizer, texts, max_length: int, batch_size: int, device, ctx) -> torch.Tensor:
-    """The fine-tuned teacher's logits for `texts` (in order)."""
-    model.eval()
-    ids = [list(x) for x in tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]]
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    out: list[torch.Tensor | None] = [None] * len(ids)
-    for idx in bar(list(eval_batches([len(x) for x in ids], batch_size)), desc="teacher labels", unit="batch"):
-        batch = collate([ids[i] for i in idx], pad)
-        with ctx:
-            logits = model(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu()
-        for row, i in enumerate(idx):
-            out[i] = logits[row]
-    return torch.stack(out)

@@ -21,8 +21,7 @@ import torch
 from core.progress import bar
 from harness.finetune.features import Encoded, encode_sequences, encode_words
 from harness.finetune.protocol import ResolvedProtocol
-from harness.finetune.teacher_labels import (LabelJob, interleave, kd_loss, load_labels, save_labels,
-                                             teacher_logits)
+from harness.finetune.teacher_labels import LabelJob, interleave, kd_loss, load_labels, save_labels
 from core.precision import autocast
 from harness.store import RunResult, Score
 from models.batching import collate, eval_batches, train_batches
@@ -137,15 +136,22 @@ class Finetuner:
 
     # -- prediction and scoring ----------------------------------------------------------------
     @torch.no_grad()
-    def predict(self, model, encoded: Encoded, pad_id: int) -> list:
+    def logits(self, model, input_ids: list[list[int]], pad_id: int, desc: str | None = None):
+        """The model's fp32 logits (on its device), batch by batch of similar lengths, under the
+        protocol's precision: (indices of the batch's inputs, logits)."""
         model.eval()
         ctx = autocast(self.proto.precision, self.device)
-        out: list = [None] * len(encoded)
-        for idx in eval_batches(encoded.lengths(), self.proto.eval_batch_size):
-            batch = collate([encoded.input_ids[i] for i in idx], pad_id)
+        batches = eval_batches([len(x) for x in input_ids], self.proto.eval_batch_size)
+        for idx in (bar(batches, desc=desc, unit="batch") if desc else batches):
+            batch = collate([input_ids[i] for i in idx], pad_id)
             with ctx:
                 logits = model(**{k: v.to(self.device) for k, v in batch.items()}).logits
-            pred = logits.float().argmax(-1).cpu()
+            yield idx, logits.float()
+
+    def predict(self, model, encoded: Encoded, pad_id: int) -> list:
+        out: list = [None] * len(encoded)
+        for idx, logits in self.logits(model, encoded.input_ids, pad_id):
+            pred = logits.argmax(-1).cpu()
             for row, i in enumerate(idx):
                 if self.spec.kind == "token":
                     out[i] = [int(pred[row, p]) if p >= 0 else -1 for p in encoded.word_positions[i]]
@@ -190,10 +196,11 @@ class Finetuner:
         enc_dev = self._encode(tokenizer, dev, eval_len)
 
         job = self.label_job if self.spec.kind == "sequence" else None
-        soft, unl_ids = None, []
-        if job is not None and job.mode == "read":
-            soft = load_labels(job.path, self.labels, job.texts)
-            unl_ids = [list(x) for x in tokenizer(list(job.texts), truncation=True, max_length=train_len)["input_ids"]]
+        soft = load_labels(job.path, self.labels, job.texts) if job is not None and job.mode == "read" else None
+        texts_ids = ([list(x) for x in tokenizer(list(job.texts), truncation=True, max_length=train_len)["input_ids"]]
+                     if job is not None else [])
+        unl_ids = texts_ids if soft is not None else []  # the unlabeled inputs a student trains on
+        if soft is not None:
             self.report.teacher_labels = {"read": str(job.path), "lines": len(unl_ids)}
 
         optimizer = _optimizer(model, self.proto, self.device)
@@ -256,8 +263,9 @@ class Finetuner:
         test_scores = self.score(model, enc_test, test, pad_id, fallback)
         eval_seconds = time.perf_counter() - t1
         if job is not None and job.mode == "write":  # the teacher labels the unlabeled text for its students
-            logits = teacher_logits(model, tokenizer, job.texts, train_len, self.proto.eval_batch_size,
-                                    self.device, autocast(self.proto.precision, self.device))
+            logits = torch.empty(len(texts_ids), len(self.labels))
+            for idx, out in self.logits(model, texts_ids, pad_id, desc="teacher labels"):
+                logits[idx] = out.cpu()
             save_labels(job.path, logits, self.labels, job.texts,
                         meta={"model_dir": str(self.model_dir), "seed": self.seed, "best_epoch": best_epoch})
             self.report.teacher_labels = {"wrote": str(job.path), "lines": len(job.texts)}
