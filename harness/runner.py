@@ -303,9 +303,9 @@ def format_summary(columns: list[str], rows: list[tuple], model_keys: Iterable[s
     idx = {c: i for i, c in enumerate(columns)}
     width = max([5] + [len(r[idx["model_key"]]) for r in rows])   # keys are unique only in full
     lines = []
-    pwidth = max([8] + [len(r[idx["protocol"]]) for r in rows]) if "protocol" in idx else 0
-    header = (f"{'model':<{width}} {'task':<12} {'language':<9} " + (f"{'protocol':<{pwidth}} " if pwidth else "")
-              + f"{'metric':<15} {'mean':>7} {'std':>7} {'n':>3}")
+    pwidth = max([8] + [len(r[idx["protocol"]]) for r in rows])
+    header = (f"{'model':<{width}} {'task':<12} {'language':<9} {'protocol':<{pwidth}} "
+              f"{'metric':<15} {'mean':>7} {'std':>7} {'n':>3}")
     lines += [header, "-" * len(header)]
     for row in rows:
         if keep is not None and row[idx["model_key"]] not in keep:
@@ -314,8 +314,7 @@ def format_summary(columns: list[str], rows: list[tuple], model_keys: Iterable[s
         flag = "  (derived split)" if row[idx["derived"]] else ""
         lines.append(
             f"{row[idx['model_key']]:<{width}} {row[idx['task']]:<12} {row[idx['language']]:<9} "
-            + (f"{row[idx['protocol']]:<{pwidth}} " if pwidth else "") +
-            f"{row[idx['metric']]:<15} {row[idx['mean']]:>7.4f} "
+            f"{row[idx['protocol']]:<{pwidth}} {row[idx['metric']]:<15} {row[idx['mean']]:>7.4f} "
             f"{(f'{std:.4f}' if std is not None else '-'):>7} {row[idx['n']]:>3}{flag}")
     return "\n".join(lines)
 
