@@ -22,6 +22,7 @@ from core.progress import bar
 from harness.finetune.features import Encoded, encode_sequences, encode_words
 from harness.finetune.protocol import ResolvedProtocol
 from harness.finetune.teacher_labels import LabelJob, interleave, kd_loss, load_labels, save_labels
+from harness.finetune.used_rows import swap_in_used_rows
 from core.precision import autocast
 from harness.store import RunResult, Score
 from models.batching import collate, eval_batches, train_batches
@@ -40,6 +41,7 @@ class TrainReport:
     device: str = "cpu"
     dtype: str = "fp32"
     teacher_labels: dict | None = None   # what task-specific distillation read or wrote
+    embedding_rows: tuple[int, int] | None = None  # (rows trained, rows in the matrix) where swapped
 
 
 def select_device(device: str | None = None) -> torch.device:
@@ -115,7 +117,7 @@ class Finetuner:
             for p in model.base_model.parameters():
                 p.requires_grad_(False)
         if self.proto.freeze_embeddings:  # the optimizer then skips the (vocab x hidden) matrix
-            model.get_input_embeddings().weight.requires_grad_(False)
+            model.base_model.get_input_embeddings().weight.requires_grad_(False)
         return tokenizer, model.to(self.device)
 
     def _encode(self, tokenizer, examples, max_length: int) -> Encoded:
@@ -194,6 +196,7 @@ class Finetuner:
         train_len = min(self.proto.max_length, eval_len)  # never past the model's position table
         enc_train = self._encode(tokenizer, train, train_len)
         enc_dev = self._encode(tokenizer, dev, eval_len)
+        enc_test = self._encode(tokenizer, test, eval_len)
 
         job = self.label_job if self.spec.kind == "sequence" else None
         soft = load_labels(job.path, self.labels, job.texts) if job is not None and job.mode == "read" else None
@@ -202,6 +205,11 @@ class Finetuner:
         unl_ids = texts_ids if soft is not None else []  # the unlabeled inputs a student trains on
         if soft is not None:
             self.report.teacher_labels = {"read": str(job.path), "lines": len(unl_ids)}
+        # a big vocabulary's untouched rows cost a dense gradient and AdamW update per step (used_rows.py)
+        rows = swap_in_used_rows(model, [enc_train.input_ids, enc_dev.input_ids, enc_test.input_ids, texts_ids],
+                                 tokenizer.all_special_ids)
+        self.report.embedding_rows = rows.share if rows else None
+        best_decay = 1.0
 
         optimizer = _optimizer(model, self.proto, self.device)
         steps_per_epoch = -(-len(enc_train) // self.proto.batch_size) + -(-len(unl_ids) // self.proto.batch_size)
@@ -238,6 +246,8 @@ class Finetuner:
                     loss.backward()
                     torch.nn.utils.clip_grad_norm_(trainable, 1.0)
                     optimizer.step()
+                    if rows:
+                        rows.track(optimizer)
                     scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
                     seen += len(idx)
@@ -249,6 +259,7 @@ class Finetuner:
                 if dev_scores[main] > best_score:
                     best_score, best_epoch, best_dev, bad_epochs = dev_scores[main], epoch, dev_scores, 0
                     best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                    best_decay = rows.decay if rows else 1.0
                 else:
                     bad_epochs += 1
                     if self.proto.patience and bad_epochs >= self.proto.patience:
@@ -258,7 +269,8 @@ class Finetuner:
 
         t1 = time.perf_counter()
         model.load_state_dict(best_state)
-        enc_test = self._encode(tokenizer, test, eval_len)
+        if rows:
+            rows.restore(best_decay)
         self.report.unplaced_test_words = enc_test.unplaced_words
         test_scores = self.score(model, enc_test, test, pad_id, fallback)
         eval_seconds = time.perf_counter() - t1
