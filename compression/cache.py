@@ -11,7 +11,9 @@
 - An entry is written in a work directory and renamed into place only when complete (rename is
   atomic), so an interrupted build never leaves a half-written entry. Distillation work
   directories survive an interruption so a checkpointing distillation can resume; others are
-  removed. A lock file per key keeps two processes from building the same entry.
+  removed. A lock file per key keeps two processes from building the same entry. Locks and work
+  directories name their process as pid@host: on storage shared by several machines (a Ray
+  cluster), a process is judged dead, and its lock or work directory cleared, only by its own host.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -71,6 +74,19 @@ def stage_key(parent_key: str, cfg, *, data_fingerprint: str | None, seed: int |
     return f"{cfg.stage}-{_hash(payload)[:20]}"
 
 
+def _owner() -> str:
+    return f"{os.getpid()}@{socket.gethostname()}"
+
+
+def _owner_gone(owner: str) -> bool:
+    """Whether the process named by `owner` ('pid@host', or a bare pid from an older version:
+    this host) is known to be dead. Another host's processes cannot be checked from here."""
+    pid, _, host = owner.strip().partition("@")
+    if host and host != socket.gethostname():
+        return False
+    return pid.isdigit() and int(pid) > 0 and not pid_alive(int(pid))
+
+
 class StageCache:
     def __init__(self, root: Path | str | None = None):
         self.root = Path(root) if root is not None else DEFAULT_CACHE_DIR
@@ -90,21 +106,21 @@ class StageCache:
         while True:
             try:
                 fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-                os.write(fd, str(os.getpid()).encode())
+                os.write(fd, _owner().encode())
                 os.close(fd)
                 return lock
             except FileExistsError:
                 try:
-                    holder = int(lock.read_text() or "0")
-                except (OSError, ValueError):
-                    holder = 0
-                if holder and not pid_alive(holder):
+                    holder = lock.read_text()
+                except OSError:
+                    holder = ""
+                if _owner_gone(holder):
                     lock.unlink(missing_ok=True)  # stale: its process is gone
                     continue
                 if self.has(key):
                     return None
                 if time.monotonic() > deadline:
-                    raise UserError(f"cache entry {key} is being built by process {holder}; "
+                    raise UserError(f"cache entry {key} is being built by process {holder.strip() or '?'}; "
                                     f"wait for it or remove {lock}")
                 time.sleep(2)
 
@@ -122,7 +138,8 @@ class StageCache:
             if resumable:
                 work = self.root / ".work" / key
             else:
-                work = self.root / ".tmp" / f"{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+                pid, host = _owner().split("@", 1)
+                work = self.root / ".tmp" / f"{key}-{pid}-{uuid.uuid4().hex[:8]}@{host}"
             work.mkdir(parents=True, exist_ok=True)
             try:
                 fn(work)
@@ -140,12 +157,13 @@ class StageCache:
             lock.unlink(missing_ok=True)
 
     def clean_stale(self) -> int:
-        """Remove temporary directories left by killed processes; returns how many."""
+        """Remove temporary directories left by killed processes of this host; returns how many."""
         tmp = self.root / ".tmp"
         removed = 0
         for d in tmp.iterdir() if tmp.is_dir() else []:
-            parts = d.name.rsplit("-", 2)
-            if len(parts) == 3 and parts[1].isdigit() and not pid_alive(int(parts[1])):
+            name, _, host = d.name.partition("@")
+            parts = name.rsplit("-", 2)
+            if len(parts) == 3 and _owner_gone(f"{parts[1]}@{host}" if host else parts[1]):
                 shutil.rmtree(d, ignore_errors=True)
                 removed += 1
         return removed

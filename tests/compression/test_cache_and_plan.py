@@ -197,3 +197,30 @@ def test_stale_temporaries_and_locks_of_dead_processes_are_cleared(tmp_path):
         (work / MANIFEST_FILE).write_text("{}")
     assert cache.build("depth-x", write) == tmp_path / "depth-x" and cache.has("depth-x")
     assert not (tmp_path / ".locks" / "depth-x.lock").exists()
+
+
+def test_another_hosts_lock_and_work_directory_are_left_alone(tmp_path):
+    """On storage shared by several machines a pid means nothing to the other hosts: another host's
+    lock is waited for (here: a short wait that ends in a one-line error naming it), and its work
+    directory is not cleared; this host's dead process's are."""
+    import socket
+    import subprocess
+
+    from compression.cache import StageCache
+    from core.errors import UserError
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    cache = StageCache(tmp_path)
+    here = socket.gethostname()
+    (tmp_path / ".tmp" / f"vocab-abc-{dead.pid}-0123abcd@other-node-7").mkdir(parents=True)
+    (tmp_path / ".tmp" / f"vocab-abc-{dead.pid}-4567abcd@{here}").mkdir()
+    assert cache.clean_stale() == 1
+    assert [d.name for d in (tmp_path / ".tmp").iterdir()] == [f"vocab-abc-{dead.pid}-0123abcd@other-node-7"]
+    (tmp_path / ".locks").mkdir()
+    (tmp_path / ".locks" / "depth-x.lock").write_text(f"{dead.pid}@other-node-7")
+    with pytest.raises(UserError, match=f"being built by process {dead.pid}@other-node-7"):
+        cache._lock("depth-x", wait_s=0)
+    (tmp_path / ".locks" / "depth-x.lock").write_text(f"{dead.pid}@{here}")
+    lock = cache._lock("depth-x", wait_s=0)
+    assert lock.read_text() == f"{os.getpid()}@{here}"
