@@ -263,6 +263,10 @@ def results_command(
     vs_teacher: bool = typer.Option(False, "--vs-teacher",
                                     help="one row per model and language: size, every task's score and "
                                          "its change against the teacher"),
+    by_point: bool = typer.Option(False, "--by-point",
+                                  help="one row per compressed point (grid name, all its languages) and "
+                                       "protocol: the change against the teacher over every task and "
+                                       "language, paired by seed"),
     patterns: Optional[list[str]] = typer.Option(None, "--models-like",
                                                  help="with --vs-teacher: compressed model keys to show "
                                                       "(shell pattern; repeatable; default all)"),
@@ -274,7 +278,7 @@ def results_command(
                                  help="migrate a file written by an older version first (writes it)"),
 ) -> None:
     """Print the summary table (mean, std, n per model, task and language) from the database."""
-    from harness.report import teacher_comparison
+    from harness.report import point_changes, teacher_comparison
     from harness.runner import format_summary
 
     store = _store(db)
@@ -286,6 +290,9 @@ def results_command(
     if export is not None:
         written = store.export(export[0], Path(export[1]))
         _echo(f"exported {len(written)} table(s) to {export[1]}: " + ", ".join(p.name for p in written))
+        return
+    if by_point:
+        typer.echo(point_changes(store) or f"no compressed point with teacher runs on its seeds in {store.path}")
         return
     if vs_teacher:
         typer.echo(teacher_comparison(store, patterns or ["*"]) or f"no finished runs in {store.path}")

