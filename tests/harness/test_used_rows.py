@@ -60,3 +60,27 @@ def test_the_module_indexes_by_original_id_and_keeps_padding():
     torch.testing.assert_close(part(ids), full(ids))
     part(ids).sum().backward()
     assert part.weight.grad[part.padding_idx].abs().sum() == 0   # the padding row gets no gradient
+
+
+def test_teacher_labels_on_text_the_task_data_never_uses(toy_tasks, tmp_path, monkeypatch):
+    """The unlabeled lines reach rows no split does: they are swapped in too, and the teacher's
+    labels and a student's run from them come out as with the whole matrix."""
+    from harness.finetune.teacher_labels import LabelJob, load_labels
+
+    model_dir = save_tiny_model(tmp_path / "bert", "bert", seed=0)
+    data = load_task_data("toy_topic", "mlt_Latn", toy_tasks)
+    texts = ("xyzzy plugh", "the quux sleeps", "frobnicate the red cat")
+    proto = Protocol(epochs=2, batch_size=8, learning_rate=3e-3, precision="fp32").resolve("toy_topic")
+    out = {}
+    for share in (0.0, 1.0):
+        monkeypatch.setattr(used_rows, "MAX_SHARE", share)
+        path = tmp_path / f"labels-{share}.pt"
+        Finetuner(model_dir, get_task("toy_topic"), data, proto, seed=2, progress=False,
+                  label_job=LabelJob("write", path, texts, 1.0, 2.0)).run()
+        student = Finetuner(model_dir, get_task("toy_topic"), data, proto, seed=3, progress=False,
+                            label_job=LabelJob("read", path, texts, 1.0, 2.0))
+        result = student.run()
+        out[share] = (load_labels(path, list(data.labels), texts), result.scores, student.report.embedding_rows)
+    torch.testing.assert_close(out[1.0][0], out[0.0][0], rtol=1e-5, atol=1e-5)
+    assert [s.value for s in out[1.0][1]] == pytest.approx([s.value for s in out[0.0][1]], abs=1e-6)
+    assert out[0.0][2] is None and out[1.0][2] is not None
