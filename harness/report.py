@@ -26,6 +26,18 @@ ORDER BY st.language, m.teacher_key, m.params_total DESC, m.model_key, st.task
 """
 
 
+def _ordered(tasks: set[str]) -> list[str]:
+    return [t for t in TASK_ORDER if t in tasks] + sorted(tasks - set(TASK_ORDER))
+
+
+def _table(header: list[str], body: list[list[str]], legend: str) -> str:
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths))]
+    lines.append("-" * len(lines[0]))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in body]
+    return "\n".join([*lines, legend])
+
+
 def _cell(row: dict[str, Any], is_teacher: bool) -> str:
     std = f"±{row['std']:.3f}" if row["std"] is not None else ""
     text = f"{row['mean']:.3f}{std} ({row['n']})" + ("†" if row["derived"] else "")
@@ -60,8 +72,7 @@ def teacher_comparison(store: Store, patterns: Sequence[str] = ("*",)) -> str:
         if kept is None or r["n"] > kept["n"]:   # several protocols: the one with most seeds
             by_model[key][r["task"]] = r
         facts[key] = r
-    tasks = [t for t in TASK_ORDER if any(t in v for v in by_model.values())]
-    tasks += sorted({t for v in by_model.values() for t in v} - set(tasks))
+    tasks = _ordered({t for v in by_model.values() for t in v})
     header = ["language", "model", "params", "fewer", *tasks, "rel. score"]
     body: list[list[str]] = []
     order = sorted(facts, key=lambda k: (k[0], facts[k]["teacher_key"],
@@ -75,15 +86,10 @@ def teacher_comparison(store: Store, patterns: Sequence[str] = ("*",)) -> str:
                      "-" if is_teacher else f"{100 * (1 - 1 / ratio):.1f}%",
                      *[_cell(scores[t], is_teacher) if t in scores else "-" for t in tasks],
                      "100%" if is_teacher else (f"{100 * statistics.mean(rel):.1f}%" if rel else "-")])
-    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths))]
-    lines.append("-" * len(lines[0]))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in body]
-    lines.append("cells: main test metric, mean±std (n seeds), then the change against the teacher's "
+    return _table(header, body, "cells: main test metric, mean±std (n seeds), then the change against the teacher's "
                  "mean on the same task, language, protocol and seeds (* the teacher lacks some of the "
                  "seeds: against all its seeds); † a derived split; rel. score: mean over the tasks of "
                  "score / teacher's score.")
-    return "\n".join(lines)
 
 
 # -- a point's change against its teacher over every task and language it has -----------------------
@@ -159,15 +165,9 @@ def point_changes(store: Store) -> str:
         f = sorted(fewer[(name, teach, proto)])
         size = "-" if not f else f"{f[0]:.1f}%" if f[0] == f[-1] else f"{f[0]:.1f}-{f[-1]:.1f}%"
         langs = sorted({lang for _, lang in cells})
-        tasks = [t for t in TASK_ORDER if any(t == c[0] for c in cells)]
-        tasks += sorted({t for t, _ in cells} - set(tasks))
+        tasks = _ordered({t for t, _ in cells})
         paired = f"{pct(s['paired'][0], s['paired'][1])} (n={s['paired'][2]})" if s["paired"] else "-"
         body.append([name, teach, size, proto, str(len(cells)), ",".join(langs), ",".join(tasks), pct(s["mean"]), paired])
-    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths))]
-    lines.append("-" * len(lines[0]))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in body]
-    lines.append("change: score / teacher's score on the same task, language, protocol and seed - 1; mean "
+    return _table(header, body, "change: score / teacher's score on the same task, language, protocol and seed - 1; mean "
                  "over cells: the mean of each cell's mean over seeds; per seed: mean ± sample std over the "
                  "seeds every cell has of the mean over cells. Points are grouped by grid name.")
-    return "\n".join(lines)
