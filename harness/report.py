@@ -9,7 +9,7 @@ import statistics
 from collections import defaultdict
 from typing import Any, Sequence
 
-from harness.store import Store
+from harness.store import PROTOCOL_LABELS, Store
 
 TASK_ORDER = ("topic", "sentiment", "ner", "pos")
 
@@ -24,6 +24,11 @@ LEFT JOIN v_relative rel ON rel.model_key = st.model_key AND rel.task = st.task
      AND rel.language = st.language AND rel.protocol_hash = st.protocol_hash AND rel.metric = st.metric
 ORDER BY st.language, m.teacher_key, m.params_total DESC, m.model_key, st.task
 """
+
+
+def _records(store: Store, sql: str) -> list[dict[str, Any]]:
+    columns, rows = store.query(sql, read_only=True)
+    return [dict(zip(columns, r)) for r in rows]
 
 
 def _ordered(tasks: set[str]) -> list[str]:
@@ -56,10 +61,7 @@ def _teacher_reference(row: dict[str, Any]) -> tuple[float | None, str]:
 def teacher_comparison(store: Store, patterns: Sequence[str] = ("*",)) -> str:
     """The table as text; `patterns` (shell-style, e.g. '*L6*') select compressed model keys (any
     match); the teachers are always shown."""
-    with store.connect(read_only=True) as con:
-        cur = con.execute(_SQL)
-        names = [d[0] for d in cur.description]
-        rows = [dict(zip(names, r)) for r in cur.fetchall()]
+    rows = _records(store, _SQL)
     if not rows:
         return ""
     by_model: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
@@ -94,17 +96,14 @@ def teacher_comparison(store: Store, patterns: Sequence[str] = ("*",)) -> str:
 
 # -- a point's change against its teacher over every task and language it has -----------------------
 
-_POINT_SQL = """
-SELECT m.name, m.kind, m.teacher_key, m.language AS model_language, m.compression_ratio, r.model_key, r.task, r.language, r.seed, r.protocol_hash, s.value,
-       coalesce(p.label, '?') AS protocol
+_POINT_SQL = f"""
+SELECT m.name, m.kind, m.teacher_key, m.language AS model_language, m.compression_ratio, r.model_key,
+       r.task, r.language, r.seed, r.protocol_hash, s.value,
+       coalesce(p.label || CASE WHEN p.teacher_labels THEN '+teacher labels' ELSE '' END, '?') AS protocol
 FROM runs r
 JOIN scores s ON s.run_id = r.run_id AND s.split = 'test' AND s.is_main
 JOIN models m ON m.model_key = r.model_key
-LEFT JOIN (SELECT protocol_hash,
-                  any_value(profile) || '/' || coalesce(any_value(spec->>'precision'), '?')
-                  || CASE WHEN bool_or(spec->>'teacher_labels' IS NOT NULL) THEN '+teacher labels' ELSE '' END
-                  AS label
-           FROM protocols GROUP BY protocol_hash) p ON p.protocol_hash = r.protocol_hash
+LEFT JOIN {PROTOCOL_LABELS} p ON p.protocol_hash = r.protocol_hash
 WHERE r.status = 'done'
 """
 
@@ -140,10 +139,7 @@ def point_changes(store: Store) -> str:
     """`harness results --by-point`: one row per compressed point (its grid name, over every
     language it was built for), teacher and protocol: the change against the teacher over the
     (task, language) cells it has, each compared on the same protocol and seeds."""
-    with store.connect(read_only=True) as con:
-        cur = con.execute(_POINT_SQL)
-        names = [d[0] for d in cur.description]
-        rows = [dict(zip(names, r)) for r in cur.fetchall()]
+    rows = _records(store, _POINT_SQL)
     teacher = {(r["model_key"], r["task"], r["language"], r["protocol_hash"], r["seed"]): r["value"]
                for r in rows if r["kind"] == "teacher"}
     groups: dict[tuple[str, str, str], dict[tuple[str, str], dict[int, float]]] = defaultdict(lambda: defaultdict(dict))

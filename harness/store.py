@@ -159,6 +159,13 @@ MIGRATIONS = [("benchmarks", "cpu_baseline_rss_mb", "DOUBLE"), ("runs", "worker"
               ("benchmarks", "per_repeat", "JSON")]
 
 # Prepared views: everything that aggregates lives here, not in page code.
+# Per protocol hash: a short label (profile/precision) and whether it is task-specific distillation;
+# a protocol hash can sit in several families (token tasks under teacher_labels keep the plain hash).
+PROTOCOL_LABELS = """(SELECT protocol_hash,
+        any_value(profile) || '/' || coalesce(any_value(spec->>'precision'), '?') AS label,
+        bool_or(spec->>'teacher_labels' IS NOT NULL) AS teacher_labels
+    FROM protocols GROUP BY protocol_hash)"""
+
 VIEWS = """
 CREATE OR REPLACE VIEW v_score_summary AS
 SELECT s.model_key, s.task, s.language, s.split, s.metric, s.protocol_hash,
@@ -629,12 +636,10 @@ class Store:
     def summary(self, split: str = "test") -> tuple[list[str], list[tuple]]:
         """Mean, std and n per model, task, language and metric (main metric first)."""
         return self.query(
-            """SELECT v.model_key, v.task, v.language, v.metric, v.mean, v.std, v.n, v.derived,
+            f"""SELECT v.model_key, v.task, v.language, v.metric, v.mean, v.std, v.n, v.derived,
                       coalesce(p.label || ' ', '') || left(v.protocol_hash, 6) AS protocol
                FROM v_score_summary v
-               LEFT JOIN (SELECT protocol_hash,
-                                 any_value(profile) || '/' || coalesce(any_value(spec->>'precision'), '?') AS label
-                          FROM protocols GROUP BY protocol_hash) p USING (protocol_hash)
+               LEFT JOIN {PROTOCOL_LABELS} p USING (protocol_hash)
                WHERE v.split = ?
                ORDER BY v.model_key, v.task, v.language, protocol, NOT v.is_main, v.metric""",
             [split], read_only=True,
