@@ -138,8 +138,7 @@ class StageCache:
             if resumable:
                 work = self.root / ".work" / key
             else:
-                pid, host = _owner().split("@", 1)
-                work = self.root / ".tmp" / f"{key}-{pid}-{uuid.uuid4().hex[:8]}@{host}"
+                work = self.root / ".tmp" / f"{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
             work.mkdir(parents=True, exist_ok=True)
             try:
                 fn(work)

@@ -63,11 +63,11 @@ class UsedRows:
                 return
 
     @torch.no_grad()
-    def restore(self, decay: float | None = None) -> None:
+    def restore(self, decay: float) -> None:
         """Put the full embedding back: trained rows written in, the others decayed by `decay` (the
-        product at the checkpoint being restored; by default the current one)."""
+        product at the checkpoint being restored)."""
         weight = self.full.weight
-        weight.mul_(self.decay if decay is None else decay)
+        weight.mul_(decay)
         weight[self.rows] = self.module.weight.detach().to(weight.dtype)
         self.base.set_input_embeddings(self.full)
 
