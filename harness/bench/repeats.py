@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
+from core import interrupt
 from core.progress import bar
 from harness.bench.combine import combine
 from harness.bench.config import BenchSection
@@ -135,6 +136,7 @@ class Rounds:
             for repeat in range(1, self.repeats + 1):
                 for state in self.jobs:
                     for role in self.roles:
+                        interrupt.check()
                         if not state.closed:
                             progress.set_postfix_str(f"{state.group.model.model_key} "
                                                      f"{state.planned.job.describe()} {role} "

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from core import interrupt
 from core.progress import bar
 from harness.finetune.features import Encoded, encode_sequences, encode_words
 from harness.finetune.protocol import ResolvedProtocol
@@ -251,6 +252,7 @@ class Finetuner:
                     scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
                     seen += len(idx)
+                    interrupt.check()
                     pbar.update(1)
                     pbar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}",
                                      ex_s=f"{seen / (time.perf_counter() - epoch_t0):.1f}")

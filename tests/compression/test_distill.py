@@ -215,3 +215,19 @@ def test_module_entry_point_reads_texts_and_config_and_reports_errors(tmp_path, 
                  str(tmp_path / "out2"), "--config", '{"stepz": 2}'])
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("error: distill config: stepz") and "\n" not in err
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowed one
+def test_a_sigterm_lost_in_a_destructor_still_stops_after_the_step_and_resumes(lost_sigterm, tmp_path):
+    from core import interrupt
+
+    teacher, student = teacher_and_student(tmp_path, kind="bert", mlm_head=False)
+    cfg = DistillConfig(steps=4, batch_size=4, checkpoint_every=1, precision="fp32")
+    steps = []
+    with pytest.raises(KeyboardInterrupt):
+        distill(student, teacher, corpus(16), cfg, tmp_path / "out", device="cpu", progress=False,
+                on_step=lambda step, loss: steps.append(step))
+    assert steps == [1]
+    interrupt.clear()
+    resumed = distill(student, teacher, corpus(16), cfg, tmp_path / "out", device="cpu", progress=False)
+    assert resumed.finished and resumed.resumed_from_step == 1
