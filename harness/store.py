@@ -183,6 +183,8 @@ SELECT * FROM v_score_summary WHERE split = 'test' AND is_main;
 -- metric, taken over the same seeds when the teacher has them all (fine-tuning noise between
 -- seeds is often larger than a compression effect: a one-seed point against a three-seed teacher
 -- mean mixes the two), else over all the teacher's seeds (teacher_seeds_matched = false).
+-- relative_std: the sample std over the seeds both ran of score / teacher's score on the same seed
+-- (paired_seeds of them; NULL below two), the spread of relative_score with seed noise paired.
 CREATE OR REPLACE VIEW v_relative AS
 WITH teacher_on_same_seeds AS (
     SELECT st.model_key, st.task, st.language, st.protocol_hash, st.metric,
@@ -194,11 +196,24 @@ WITH teacher_on_same_seeds AS (
          AND list_contains(st.seeds, s.seed)
     JOIN runs r ON r.run_id = s.run_id AND r.status = 'done'
     GROUP BY ALL
+), per_seed AS (   -- the spread over shared seeds of score / teacher's score on that seed
+    SELECT s.model_key, s.task, s.language, s.protocol_hash, s.metric,
+           stddev_samp(s.value / nullif(t.value, 0)) AS relative_std, count(*) AS paired_seeds
+    FROM scores s
+    JOIN runs r ON r.run_id = s.run_id AND r.status = 'done'
+    JOIN models m ON m.model_key = s.model_key
+    JOIN scores t ON t.model_key = m.teacher_key AND t.task = s.task AND t.language = s.language
+         AND t.split = 'test' AND t.metric = s.metric AND t.protocol_hash = s.protocol_hash
+         AND t.seed = s.seed
+    JOIN runs rt ON rt.run_id = t.run_id AND rt.status = 'done'
+    WHERE s.split = 'test' AND s.is_main
+    GROUP BY ALL
 ), paired AS (
     SELECT m.model_key, m.teacher_key, st.task, st.language, st.protocol_hash, st.derived,
            st.metric, st.mean AS score,
            coalesce(ts.n_seeds = st.n, false) AS teacher_seeds_matched,
-           CASE WHEN ts.n_seeds = st.n THEN ts.mean ELSE tt.mean END AS teacher_score
+           CASE WHEN ts.n_seeds = st.n THEN ts.mean ELSE tt.mean END AS teacher_score,
+           ps.relative_std, coalesce(ps.paired_seeds, 0) AS paired_seeds
     FROM v_main_test st
     JOIN models m ON m.model_key = st.model_key
     JOIN v_main_test tt ON tt.model_key = m.teacher_key AND tt.task = st.task
@@ -207,6 +222,9 @@ WITH teacher_on_same_seeds AS (
     LEFT JOIN teacher_on_same_seeds ts ON ts.model_key = st.model_key AND ts.task = st.task
          AND ts.language = st.language AND ts.protocol_hash = st.protocol_hash
          AND ts.metric = st.metric
+    LEFT JOIN per_seed ps ON ps.model_key = st.model_key AND ps.task = st.task
+         AND ps.language = st.language AND ps.protocol_hash = st.protocol_hash
+         AND ps.metric = st.metric
     WHERE m.teacher_key <> m.model_key   -- compressed points and listed models with a `teacher:`
 )
 SELECT *, score / nullif(teacher_score, 0) AS relative_score,

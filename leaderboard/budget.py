@@ -124,18 +124,16 @@ def budget_points(budgets: pd.DataFrame, relative: pd.DataFrame,
                   scores: pd.DataFrame) -> pd.DataFrame:
     """One row per distilled model, task and language: its budget and its relative score.
 
-    `relative`: the `relative_scores` query (already narrowed to the protocol and filters);
-    `scores`: the `main_scores` query of the same protocol, for the spread and number of seeds.
-    `relative_std` is the std of the model's score over seeds divided by the teacher's score (the
-    spread of the relative score with the teacher's mean fixed). `curve` names the line a point
+    `relative`: the `relative_scores` query (already narrowed to the protocol and filters), whose
+    `relative_std` is paired: the std over seeds of score / teacher's score on the same seed;
+    `scores`: the `main_scores` query of the same protocol, for the number of seeds. `curve` names the line a point
     sits on: the same teacher, language, task, stage chain (distillation settings are not part of
     it), parameter count and objective, so points differing only in budget form one curve."""
     if budgets.empty or relative.empty:
         return pd.DataFrame(columns=POINT_COLUMNS)
     keys = ["model_key", "task", "language", "protocol_hash"]
     df = relative.merge(budgets, on="model_key").merge(
-        scores[[*keys, "std", "n"]], on=keys, how="left")
-    df["relative_std"] = df["std"] / df["teacher_score"].where(df["teacher_score"] != 0)
+        scores[[*keys, "n"]], on=keys, how="left")
     df["n_seeds"] = df["n"].astype("Int64")
     df["budget_complete"] = df["tokens_stages"] == df["distill_stages"]
     params = df["params_total"].map(lambda p: "?" if pd.isna(p) else f"{int(p):,}")

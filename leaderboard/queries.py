@@ -57,7 +57,7 @@ FROM v_main_test s JOIN lb_model_info i USING (model_key);
 
 CREATE OR REPLACE TEMP VIEW lb_relative AS
 SELECT i.*, r.task, r.language, r.protocol_hash, r.derived, r.metric, r.score, r.teacher_score,
-       r.teacher_seeds_matched, r.relative_score, r.relative_drop
+       r.teacher_seeds_matched, r.relative_score, r.relative_drop, r.relative_std, r.paired_seeds
 FROM v_relative r JOIN lb_model_info i USING (model_key);
 
 -- The teacher's pre-training data for each language: the column the teacher's teacher_data

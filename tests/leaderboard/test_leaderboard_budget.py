@@ -122,7 +122,8 @@ def test_relative_score_is_the_one_the_leaderboard_query_gives(budget_db):
         teacher_mean = statistics.mean(teacher[s] for s in mine)
         assert row.relative_score == pytest.approx(statistics.mean(mine.values()) / teacher_mean,
                                                    rel=1e-12)
-        assert row.relative_std == pytest.approx(statistics.stdev(mine.values()) / teacher_mean,
+        # the spread is paired: over seeds of score / teacher's score on the same seed
+        assert row.relative_std == pytest.approx(statistics.stdev(v / teacher[s] for s, v in mine.items()),
                                                  rel=1e-9)
         assert row.n_seeds == len(mine) and row.teacher_seeds_matched
     # the two-seed point is compared with the teacher on those two seeds, not all three
