@@ -126,9 +126,10 @@ def budget_points(budgets: pd.DataFrame, relative: pd.DataFrame,
 
     `relative`: the `relative_scores` query (already narrowed to the protocol and filters), whose
     `relative_std` is paired: the std over seeds of score / teacher's score on the same seed;
-    `scores`: the `main_scores` query of the same protocol, for the number of seeds. `curve` names the line a point
-    sits on: the same teacher, language, task, stage chain (distillation settings are not part of
-    it), parameter count and objective, so points differing only in budget form one curve."""
+    `scores`: the `main_scores` query of the same protocol, for the number of seeds. `curve` names
+    the line a point sits on: the same teacher, language, task, stage chain (distillation settings
+    are not part of it), parameter count and objective, so points differing only in budget form
+    one curve."""
     if budgets.empty or relative.empty:
         return pd.DataFrame(columns=POINT_COLUMNS)
     keys = ["model_key", "task", "language", "protocol_hash"]
