@@ -186,19 +186,10 @@ SELECT * FROM v_score_summary WHERE split = 'test' AND is_main;
 -- relative_std: the sample std over the seeds both ran of score / teacher's score on the same seed
 -- (paired_seeds of them; NULL below two), the spread of relative_score with seed noise paired.
 CREATE OR REPLACE VIEW v_relative AS
-WITH teacher_on_same_seeds AS (
-    SELECT st.model_key, st.task, st.language, st.protocol_hash, st.metric,
-           avg(s.value) AS mean, count(DISTINCT s.seed) AS n_seeds
-    FROM v_main_test st
-    JOIN models m ON m.model_key = st.model_key
-    JOIN scores s ON s.model_key = m.teacher_key AND s.task = st.task AND s.language = st.language
-         AND s.split = 'test' AND s.metric = st.metric AND s.protocol_hash = st.protocol_hash
-         AND list_contains(st.seeds, s.seed)
-    JOIN runs r ON r.run_id = s.run_id AND r.status = 'done'
-    GROUP BY ALL
-), per_seed AS (   -- the spread over shared seeds of score / teacher's score on that seed
+WITH same_seeds AS (   -- the teacher on the seeds the model ran: its mean, and the paired spread
     SELECT s.model_key, s.task, s.language, s.protocol_hash, s.metric,
-           stddev_samp(s.value / nullif(t.value, 0)) AS relative_std, count(*) AS paired_seeds
+           avg(t.value) AS mean, count(DISTINCT s.seed) AS n_seeds,
+           stddev_samp(s.value / nullif(t.value, 0)) AS relative_std
     FROM scores s
     JOIN runs r ON r.run_id = s.run_id AND r.status = 'done'
     JOIN models m ON m.model_key = s.model_key
@@ -213,18 +204,15 @@ WITH teacher_on_same_seeds AS (
            st.metric, st.mean AS score,
            coalesce(ts.n_seeds = st.n, false) AS teacher_seeds_matched,
            CASE WHEN ts.n_seeds = st.n THEN ts.mean ELSE tt.mean END AS teacher_score,
-           ps.relative_std, coalesce(ps.paired_seeds, 0) AS paired_seeds
+           ts.relative_std, coalesce(ts.n_seeds, 0) AS paired_seeds
     FROM v_main_test st
     JOIN models m ON m.model_key = st.model_key
     JOIN v_main_test tt ON tt.model_key = m.teacher_key AND tt.task = st.task
          AND tt.language = st.language AND tt.protocol_hash = st.protocol_hash
          AND tt.metric = st.metric
-    LEFT JOIN teacher_on_same_seeds ts ON ts.model_key = st.model_key AND ts.task = st.task
+    LEFT JOIN same_seeds ts ON ts.model_key = st.model_key AND ts.task = st.task
          AND ts.language = st.language AND ts.protocol_hash = st.protocol_hash
          AND ts.metric = st.metric
-    LEFT JOIN per_seed ps ON ps.model_key = st.model_key AND ps.task = st.task
-         AND ps.language = st.language AND ps.protocol_hash = st.protocol_hash
-         AND ps.metric = st.metric
     WHERE m.teacher_key <> m.model_key   -- compressed points and listed models with a `teacher:`
 )
 SELECT *, score / nullif(teacher_score, 0) AS relative_score,
