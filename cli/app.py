@@ -263,6 +263,17 @@ def results_command(
                                   help="one row per compressed point (grid name, all its languages) and "
                                        "protocol: the change against the teacher over every task and "
                                        "language, paired by seed"),
+    degradation: bool = typer.Option(False, "--degradation",
+                                     help="per language, the drop of the recipe built for the most "
+                                          "languages against its teacher, and its correlation with "
+                                          "the teacher's pre-training data (Pearson, Spearman, "
+                                          "bootstrap intervals), as the leaderboard shows it"),
+    tasks: Optional[list[str]] = typer.Option(None, "--task",
+                                              help="with --degradation: only this task (repeatable; "
+                                                   "default all, averaged within each model)"),
+    protocol: Optional[str] = typer.Option(None, "--protocol",
+                                           help="with --degradation: the fine-tuning protocol id or "
+                                                "its first characters (default: the one with most runs)"),
     patterns: Optional[list[str]] = typer.Option(None, "--models-like",
                                                  help="with --vs-teacher: compressed model keys to show "
                                                       "(shell pattern; repeatable; default all)"),
@@ -286,6 +297,10 @@ def results_command(
     if export is not None:
         written = store.export(export[0], Path(export[1]))
         _echo(f"exported {len(written)} table(s) to {export[1]}: " + ", ".join(p.name for p in written))
+        return
+    if degradation:
+        from cli.degradation import degradation_text
+        typer.echo(degradation_text(store.path, tuple(tasks or ()), protocol))
         return
     if by_point:
         typer.echo(point_changes(store) or f"no compressed point with teacher runs on its seeds in {store.path}")

@@ -35,7 +35,8 @@ def _ordered(tasks: set[str]) -> list[str]:
     return [t for t in TASK_ORDER if t in tasks] + sorted(tasks - set(TASK_ORDER))
 
 
-def _table(header: list[str], body: list[list[str]], legend: str) -> str:
+def text_table(header: list[str], body: list[list[str]], legend: str) -> str:
+    """Columns padded to their widest cell, a rule under the header, the legend below."""
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths))]
     lines.append("-" * len(lines[0]))
@@ -88,7 +89,7 @@ def teacher_comparison(store: Store, patterns: Sequence[str] = ("*",)) -> str:
                      "-" if is_teacher else f"{100 * (1 - 1 / ratio):.1f}%",
                      *[_cell(scores[t], is_teacher) if t in scores else "-" for t in tasks],
                      "100%" if is_teacher else (f"{100 * statistics.mean(rel):.1f}%" if rel else "-")])
-    return _table(header, body, "cells: main test metric, mean±std (n seeds), then the change against the teacher's "
+    return text_table(header, body, "cells: main test metric, mean±std (n seeds), then the change against the teacher's "
                  "mean on the same task, language, protocol and seeds (* the teacher lacks some of the "
                  "seeds: against all its seeds); † a derived split; rel. score: mean over the tasks of "
                  "score / teacher's score.")
@@ -164,6 +165,6 @@ def point_changes(store: Store) -> str:
         tasks = _ordered({t for t, _ in cells})
         paired = f"{pct(s['paired'][0], s['paired'][1])} (n={s['paired'][2]})" if s["paired"] else "-"
         body.append([name, teach, size, proto, str(len(cells)), ",".join(langs), ",".join(tasks), pct(s["mean"]), paired])
-    return _table(header, body, "change: score / teacher's score on the same task, language, protocol and seed - 1; mean "
+    return text_table(header, body, "change: score / teacher's score on the same task, language, protocol and seed - 1; mean "
                  "over cells: the mean of each cell's mean over seeds; per seed: mean ± sample std over the "
                  "seeds every cell has of the mean over cells. Points are grouped by grid name.")

@@ -7,10 +7,12 @@ the column the teacher's teacher_data names) and `data_status` ('seen', 'not see
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pandas as pd
 
+from harness.report import text_table
 from leaderboard.stats import MIN_POINTS, Correlation, correlate_with_log_size
 
 SEEN = "seen"
@@ -39,18 +41,44 @@ def select_points(points: pd.DataFrame, sel: Selection) -> pd.DataFrame:
     return df[df["relative_drop"].notna()]
 
 
+def _only(values: pd.Series) -> float:
+    """The value of a one-row group, NaN for more rows: a seed spread is shown only where the
+    language's drop is one model's on one task (averages of several have no paired spread)."""
+    return float(values.iloc[0]) if len(values) == 1 and pd.notna(values.iloc[0]) else math.nan
+
+
+def by_languages(points: pd.DataFrame, column: str) -> pd.Series:
+    """How many languages each value of `column` has points for, most first (ties by value)."""
+    counts = points.groupby(column)["language"].nunique()
+    return counts.sort_index().sort_values(ascending=False, kind="stable")
+
+
+def default_selection(points: pd.DataFrame, tasks: tuple[str, ...] = ()) -> Selection | None:
+    """The leaderboard's first choice: the teacher with compressed points in the most languages,
+    and its recipe (stage chain) applied to the most languages."""
+    if tasks:
+        points = points[points["task"].isin(tasks)]
+    if points.empty:
+        return None
+    teacher = by_languages(points, "teacher_key").index[0]
+    chain = by_languages(points[points["teacher_key"] == teacher], "stage_chain").index[0]
+    return Selection(teacher, tasks, chain=chain)
+
+
 def per_language(points: pd.DataFrame, sel: Selection) -> pd.DataFrame:
     """One row per language: the drop averaged over tasks within each model, then over models."""
     df = select_points(points, sel)
     cols = ["language", "language_name", "teacher_gib", "data_status", "relative_drop",
-            "n_models", "n_tasks", "tasks", "models", "derived"]
+            "paired_std", "paired_seeds", "n_models", "n_tasks", "tasks", "models", "derived"]
     if df.empty:
         return pd.DataFrame(columns=cols)
     per_model = df.groupby(["language", "model_key"], dropna=False).agg(
         drop=("relative_drop", "mean"), model=("model", "first"), derived=("derived", "any"),
-        tasks=("task", lambda t: tuple(sorted(set(t)))))
+        tasks=("task", lambda t: tuple(sorted(set(t)))),
+        std=("relative_std", _only), seeds=("paired_seeds", _only))
     out = per_model.groupby("language").agg(
         relative_drop=("drop", "mean"), n_models=("model", "size"), derived=("derived", "any"),
+        paired_std=("std", _only), paired_seeds=("seeds", _only),
         models=("model", lambda m: ", ".join(sorted(m))),
         tasks=("tasks", lambda ts: ", ".join(sorted(set().union(*ts)))))
     out["n_tasks"] = out["tasks"].str.split(", ").map(len)
@@ -71,3 +99,41 @@ def fit(langs: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -> Correlatio
                                        n_boot=n_boot, seed=seed)
     except ValueError:  # e.g. every language has the same size
         return None
+
+
+def report(points: pd.DataFrame, sel: Selection, *, n_boot: int = 2000, seed: int = 0) -> str:
+    """`harness results --degradation`: the view's language table and correlation as text."""
+    langs = per_language(points, sel)
+    if langs.empty:
+        return ""
+    mine = points[points["teacher_key"] == sel.teacher_key]
+    teacher, teacher_data = mine["teacher"].iloc[0], mine["teacher_data"].iloc[0]
+    body = []
+    for r in langs.itertuples():
+        spread = "" if math.isnan(r.paired_std) else f" ± {100 * r.paired_std:.1f} (n={r.paired_seeds:.0f})"
+        size = "-" if pd.isna(r.teacher_gib) else f"{r.teacher_gib:g}"
+        body.append([r.language, str(r.language_name), size, r.data_status,
+                     f"{100 * r.relative_drop:+.1f}%{spread}", r.tasks, str(r.n_models)])
+    head = (f"teacher {teacher}, recipe {sel.chain or 'every point in the ratio band'}, "
+            f"tasks {', '.join(sel.tasks) or 'all (averaged within each model)'}")
+    table = text_table(["language", "name", f"{teacher_data} GiB", "teacher saw it", "drop", "tasks",
+                        "models"], body,
+                       "drop: 1 - score / teacher's score on the same protocol and seeds (positive "
+                       "= worse than the teacher); ± the sample std over the paired seeds.")
+    corr = fit(langs, n_boot=n_boot, seed=seed)
+    if corr is None:
+        seen = int((langs["data_status"] == SEEN).sum())
+        return f"{head}\n{table}\nno correlation: it needs {MIN_POINTS} languages the teacher saw, " \
+               f"with different data sizes; this selection has {seen}"
+    pct = f"{corr.confidence:.0%}"
+    return "\n".join([
+        head, table,
+        f"relative drop against log10({teacher_data} GiB) over n = {corr.n} languages the teacher saw:",
+        f"  Pearson r    {corr.pearson_r:+.3f}  p = {corr.pearson_p:.3g}  {pct} CI "
+        f"[{corr.pearson_ci[0]:+.3f}, {corr.pearson_ci[1]:+.3f}]",
+        f"  Spearman rho {corr.spearman_rho:+.3f}  p = {corr.spearman_p:.3g}  {pct} CI "
+        f"[{corr.spearman_ci[0]:+.3f}, {corr.spearman_ci[1]:+.3f}]",
+        f"  drop = {100 * corr.intercept:.2f}% {'+' if corr.slope >= 0 else '-'} "
+        f"{100 * abs(corr.slope):.2f}% x log10(GiB); intervals: percentile bootstrap over "
+        f"languages, {corr.n_boot} resamples, seed {corr.seed} ({corr.n_boot_used} usable)",
+    ])

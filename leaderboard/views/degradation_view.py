@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from leaderboard import charts, data, dbstate, tables
-from leaderboard.degradation import SEEN, Selection, fit, per_language
+from leaderboard.degradation import SEEN, Selection, by_languages, fit, per_language
 from leaderboard.stats import MIN_POINTS, Correlation
 from leaderboard.views.context import ViewContext
 
@@ -31,7 +31,7 @@ def stats_frame(corr: Correlation) -> pd.DataFrame:
 
 def _selection(ctx: ViewContext, points: pd.DataFrame) -> Selection | None:
     # teachers with compressed points for the most languages first
-    order = points.groupby("teacher_key")["language"].nunique().sort_values(ascending=False)
+    order = by_languages(points, "teacher_key")
     names = dict(zip(points["teacher_key"], points["teacher"]))
     teachers = {k: names[k] for k in order.index}
     if ctx.filters.teachers:
@@ -57,7 +57,7 @@ def _selection(ctx: ViewContext, points: pd.DataFrame) -> Selection | None:
                          "compression: the average over all points in a compression-ratio band")
     chosen_tasks = tuple(tasks) if task == ALL_TASKS else (task,)
     if mode == "one recipe":
-        by_langs = mine.groupby("stage_chain")["language"].nunique().sort_values(ascending=False)
+        by_langs = by_languages(mine, "stage_chain")
         chain = st.selectbox("Recipe (stage chain)", list(by_langs.index), key="deg_chain",
                              format_func=lambda c: f"{c}  ({by_langs[c]} languages)")
         return Selection(teacher, chosen_tasks, chain=chain,

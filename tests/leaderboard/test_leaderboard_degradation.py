@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from leaderboard.degradation import Selection, fit, per_language
+from leaderboard.degradation import Selection, default_selection, fit, per_language
 
 
 def _points():
@@ -14,7 +14,8 @@ def _points():
         rows.append({"model_key": model, "model": model, "teacher_key": "T", "stage_chain": chain,
                      "compression_ratio": ratio, "language": lang, "language_name": lang,
                      "task": task, "relative_drop": drop, "teacher_gib": gib,
-                     "data_status": status, "derived": derived})
+                     "data_status": status, "derived": derived,
+                     "relative_std": 0.01 * len(rows), "paired_seeds": 3})
     add("a1", "A", 3.0, "aaa", "topic", 0.10, 10.0)
     add("a1", "A", 3.0, "aaa", "ner", 0.30, 10.0)
     add("b1", "B", 3.2, "aaa", "topic", 0.40, 10.0)
@@ -52,3 +53,23 @@ def test_fit_excludes_unseen_languages_and_needs_three():
     corr = fit(langs, n_boot=200)
     assert corr is not None and corr.n == 3                 # mlt is not in the fit
     assert fit(langs[langs["language"] != "ccc"]) is None
+
+
+def test_a_seed_spread_only_where_one_model_on_one_task_makes_the_drop():
+    langs = per_language(_points(), Selection("T", chain="A")).set_index("language")
+    assert pd.isna(langs.loc["aaa", "paired_std"])          # a1's topic and ner averaged
+    assert langs.loc["ccc", "paired_std"] == pytest.approx(0.04)   # a3's one row (the 5th added)
+    assert langs.loc["ccc", "paired_seeds"] == 3
+    ratio_band = per_language(_points(), Selection("T", tasks=("topic",), ratio_range=(2.9, 3.3)))
+    assert pd.isna(ratio_band.set_index("language").loc["aaa", "paired_std"])  # a1 and b1
+
+
+def test_default_selection_is_the_recipe_with_most_languages():
+    points = _points()
+    sel = default_selection(points)
+    assert (sel.teacher_key, sel.chain, sel.tasks) == ("T", "A", ())
+    assert default_selection(points, ("ner",)).chain == "A"
+    assert default_selection(points, ("sentiment",)) is None
+    # a second teacher with fewer languages is not the default
+    other = points.assign(teacher_key="U", stage_chain="Z").iloc[:1]
+    assert default_selection(pd.concat([other, points])).teacher_key == "T"
