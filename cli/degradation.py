@@ -9,11 +9,12 @@ from leaderboard.degradation import default_selection, report
 from leaderboard.queries import run_query
 
 
-def _protocol(db: Path, wanted: str | None) -> tuple[str, str]:
-    """(protocol id, its label): `wanted` as an id or a prefix of one, else the one with most runs."""
+def _protocol(db: Path, wanted: str | None) -> tuple[str, str] | None:
+    """(protocol id, its label): `wanted` as an id or a prefix of one, else the one with most runs;
+    None when no run has finished."""
     protocols = run_query(db, "protocols")
     if protocols.empty:
-        raise UserError(f"no finished runs in {db}")
+        return None
     ids = list(protocols["protocol_id"])
     if wanted is not None:
         ids = [p for p in ids if p.startswith(wanted)]
@@ -26,7 +27,10 @@ def _protocol(db: Path, wanted: str | None) -> tuple[str, str]:
 
 
 def degradation_text(db: Path, tasks: tuple[str, ...], protocol: str | None) -> str:
-    protocol_id, label = _protocol(db, protocol)
+    found = _protocol(db, protocol)
+    if found is None:
+        return f"no finished runs in {db}"
+    protocol_id, label = found
     points = run_query(db, "degradation_points", (protocol_id,))
     sel = default_selection(points, tasks)
     text = report(points, sel) if sel is not None else ""

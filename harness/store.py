@@ -158,6 +158,10 @@ MIGRATIONS = [("benchmarks", "cpu_baseline_rss_mb", "DOUBLE"), ("runs", "worker"
               ("benchmarks", "cuda_peak_allocated_spread", "DOUBLE"),
               ("benchmarks", "per_repeat", "JSON")]
 
+# Columns of prepared views added since SCHEMA_VERSION 1 files were first written: a file from
+# before has the view without them until `--upgrade` re-creates the views.
+VIEW_COLUMNS = [("v_relative", "relative_std"), ("v_relative", "paired_seeds")]
+
 # Prepared views: everything that aggregates lives here, not in page code.
 # Per protocol hash: a short label (profile/precision) and whether it is task-specific distillation;
 # a protocol hash can sit in several families (token tasks under teacher_labels keep the plain hash).
@@ -456,7 +460,8 @@ class Store:
             columns = {(t, c) for t, c in con.execute(
                 "SELECT table_name, column_name FROM information_schema.columns").fetchall()}
             missing = sorted((HARNESS_TABLES - tables) | (HARNESS_VIEWS - set(names))
-                             | {f"{t}.{c}" for t, c, _ in MIGRATIONS if (t, c) not in columns})
+                             | {f"{t}.{c}" for t, c, _ in MIGRATIONS if (t, c) not in columns}
+                             | {f"{v}.{c}" for v, c in VIEW_COLUMNS if v in names and (v, c) not in columns})
             if missing:
                 raise StoreError(f"{self.path} was written by an older version of the harness (it lacks "
                                  f"{', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}); upgrade "

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.store import Store, StoreBusy, StoreError
 from leaderboard import queries
 
 EVAL_CMD = "harness eval --models examples/grid.yaml"
@@ -32,7 +33,7 @@ NO_LANGUAGES = (
 @dataclass(frozen=True)
 class DbState:
     path: Path
-    kind: str                           # 'ok' | 'missing' | 'directory' | 'unreadable' | 'busy'
+    kind: str                           # 'ok' | 'missing' | 'directory' | 'unreadable' | 'busy' | 'outdated'
                                         # | 'no_tables' | 'no_runs'
     problem: str | None = None          # set when nothing can be shown: the message to show
     counts: dict[str, int] = field(default_factory=dict)
@@ -61,6 +62,12 @@ def inspect(db_path: str | Path) -> DbState:
             return DbState(path, "no_tables",
                            f"`{path}` is a DuckDB file without the harness tables (missing: "
                            f"{', '.join(sorted(missing))}). Run `{EVAL_CMD}` to create them.")
+        try:   # a file from an older version: the message says how to upgrade it
+            Store(path, lock_timeout_s=queries.LOCK_TIMEOUT_S).open_for_reading()
+        except StoreBusy as exc:
+            return DbState(path, "busy", str(exc))
+        except StoreError as exc:
+            return DbState(path, "outdated", str(exc))
         counts = {k: int(v) for k, v in queries.overview(path).iloc[0].items()}
     except queries.DatabaseBusy as exc:  # the messages already say what to do
         return DbState(path, "busy", str(exc))

@@ -86,6 +86,26 @@ def test_results_reads_without_migrating_and_says_how_to_upgrade(tmp_path):
     assert "no finished runs" in upgraded.output
 
 
+def _with_an_old_view(db):
+    """A file from before v_relative had its paired spread: the view without the new columns."""
+    Store(db).init()
+    with Store(db).transaction() as con:
+        con.execute("CREATE OR REPLACE VIEW v_relative AS SELECT * EXCLUDE (relative_std, "
+                    "paired_seeds) FROM v_relative")
+    return db
+
+
+def test_a_view_from_an_older_version_is_reported_and_upgraded(tmp_path):
+    db = _with_an_old_view(tmp_path / "old-view.duckdb")
+    before = db.read_bytes()
+    line = _one_line_error(CliRunner().invoke(app, ["results", "--db", str(db), "--degradation"]), db)
+    assert "older version of the harness" in line and "v_relative.relative_std" in line
+    assert "--upgrade" in line and db.read_bytes() == before
+    upgraded = CliRunner().invoke(app, ["results", "--db", str(db), "--upgrade", "--degradation"])
+    assert upgraded.exit_code == 0, upgraded.output
+    assert "no finished runs" in upgraded.output
+
+
 def test_results_does_not_write_a_current_file(tmp_path):
     db = tmp_path / "r.duckdb"
     Store(db).init()

@@ -435,6 +435,16 @@ def test_duckdb_file_without_tables(tmp_path, monkeypatch):
     assert "without the harness tables" in text and dbstate.EVAL_CMD in text
 
 
+def test_a_file_from_an_older_version_says_how_to_upgrade(demo_db, tmp_path, monkeypatch):
+    db = tmp_path / "old.duckdb"
+    db.write_bytes(demo_db.path.read_bytes())
+    with Store(db).transaction() as con:     # v_relative as it was before its paired spread
+        con.execute("CREATE OR REPLACE VIEW v_relative AS SELECT * EXCLUDE (relative_std, "
+                    "paired_seeds) FROM v_relative")
+    text = _problem_text(open_app(db, monkeypatch))
+    assert "older version of the harness" in text and "--upgrade" in text
+
+
 def test_file_that_is_not_duckdb(tmp_path, monkeypatch):
     db = tmp_path / "notes.duckdb"
     db.write_text("not a database")
