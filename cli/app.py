@@ -139,6 +139,11 @@ def eval_command(
                                          help="benchmark each model once (default: the grid's benchmark.enabled, on)"),
     executor: Executor = ExecutorOption,
     address: Optional[str] = AddressOption,
+    only_tasks: Optional[list[str]] = typer.Option(None, "--task",
+                                                   help="only this task of the grid (repeatable)"),
+    only_languages: Optional[list[str]] = typer.Option(
+        None, "--language", help="only this language of the grid, with its compressed points "
+                                 "(repeatable); the runs are the same as the whole grid's"),
 ) -> None:
     """Fine-tune and score every model of the grid on every task and language it names."""
     from harness.grid import load_grid
@@ -149,6 +154,8 @@ def eval_command(
 
     t0 = time.perf_counter()
     grid = load_grid(models)
+    if only_tasks or only_languages:
+        grid = grid.only(only_tasks or (), only_languages or ())
     for line in grid.teacher_size_warnings():
         _echo(line)
     data_root = resolve_data_dir(data_dir or grid.data_dir)

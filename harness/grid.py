@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 import yaml
 from pydantic import (BaseModel, Field, ValidationError, field_validator,
@@ -149,6 +149,34 @@ class Grid(StrictModel):
             if t.name == name:
                 return t
         raise KeyError(name)
+
+    def only(self, tasks: Sequence[str] = (), languages: Sequence[str] = ()) -> "Grid":
+        """The slice a command line asked for (`harness eval --task/--language`): fewer tasks and
+        languages, and the points and listed models of those languages. The protocol section
+        (so its family id), the seeds and the points' settings (so their cache and model keys)
+        stay as the file has them, so the slice's runs are the whole grid's runs."""
+        for kind, wanted, have in (("task", tasks, self.tasks), ("language", languages, self.languages)):
+            for w in wanted:
+                if w not in have:
+                    raise ConfigError(f"--{kind} {w}: the grid has no such {kind}"
+                                      f"{did_you_mean(w, have)}; its {kind}s: {', '.join(have)}")
+        keep_tasks = [t for t in self.tasks if not tasks or t in tasks]
+        keep_langs = [lang for lang in self.languages if not languages or lang in languages]
+        compression = self.compression
+        if compression is not None:
+            points = []
+            for p in compression.points:
+                if p.languages is not None:
+                    kept = [lang for lang in p.languages if lang in keep_langs]
+                    if not kept:
+                        continue
+                    p = p.model_copy(update={"languages": kept})
+                points.append(p)
+            compression = compression.model_copy(update={"points": points})
+        # model_copy does not validate: protocol.tasks may name a task left out, as it should
+        return self.model_copy(update={
+            "tasks": keep_tasks, "languages": keep_langs, "compression": compression,
+            "models": [m for m in self.models if m.language is None or m.language in keep_langs]})
 
     def teacher_size_warnings(self) -> list[str]:
         """One line per grid language without a pre-training size for the grid's teachers (the

@@ -176,3 +176,22 @@ def test_the_models_runs_are_stored_before_compressed_points_are_built(grid_file
     result = run_eval(grid_file, db)
     assert result.exit_code == 0, result.output
     assert seen == [8] and "models: 1 model(s), 8 run(s) planned" in result.output
+
+
+def test_a_slice_of_the_grid_runs_the_whole_grids_runs(grid_file, tmp_path):
+    db = tmp_path / "r.duckdb"
+    part = run_eval(grid_file, db, "--task", "toy_pos", "--language", "swh_Latn")
+    assert part.exit_code == 0, part.output
+    assert rows(db, "SELECT task, language, count(*) FROM runs GROUP BY ALL") == [("toy_pos", "swh_Latn", 2)]
+    whole = run_eval(grid_file, db)
+    assert whole.exit_code == 0, whole.output
+    assert "6 run(s) done, 2 already stored" in whole.output        # the slice's runs were the grid's
+    assert rows(db, "SELECT count(*) FROM runs")[0][0] == 8
+
+
+def test_a_slice_outside_the_grid_is_one_line_and_stores_nothing(grid_file, tmp_path):
+    db = tmp_path / "r.duckdb"
+    result = run_eval(grid_file, db, "--task", "ner")
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1].startswith("error: --task ner: the grid has no such task")
+    assert not db.exists()

