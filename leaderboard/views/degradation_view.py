@@ -132,7 +132,10 @@ def render(ctx: ViewContext) -> None:
         st.caption("Excluded from the fit: " + "; ".join(
             f"{r.language} ({r.data_status}, drop {r.relative_drop * 100:.1f}%)"
             for r in excluded.itertuples()))
-    shown = langs.assign(relative_drop=langs["relative_drop"] * 100).rename(
-        columns={"relative_drop": "drop %", "teacher_gib": f"{teacher_data} GiB"})
+    shown = langs.assign(relative_drop=langs["relative_drop"] * 100,
+                         paired_std=langs["paired_std"] * 100).rename(
+        columns={"relative_drop": "drop %", "paired_std": "± % (paired seeds)",
+                 "teacher_gib": f"{teacher_data} GiB"})
     st.dataframe(shown, hide_index=True, key="degradation_languages",
-                 column_config={"drop %": st.column_config.NumberColumn(format="%.2f")})
+                 column_config={c: st.column_config.NumberColumn(format="%.2f")
+                                for c in ("drop %", "± % (paired seeds)")})
