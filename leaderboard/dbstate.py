@@ -8,16 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.store import Store, StoreBusy, StoreError
+from harness.store import HARNESS_TABLES, HARNESS_VIEWS, Store, StoreBusy, StoreError
 from leaderboard import queries
 
 EVAL_CMD = "harness eval --models examples/grid.yaml"
 BENCH_CMD = "harness bench --models examples/grid.yaml"
 
-REQUIRED_RELATIONS = frozenset({
-    "models", "runs", "scores", "languages", "benchmarks",
-    "v_score_summary", "v_main_test", "v_relative", "v_bench_vs_teacher",
-})
+# What the pages read; `meta` (written by newer files only) is left to Store's version check.
+REQUIRED_RELATIONS = (HARNESS_TABLES - {"meta"}) | HARNESS_VIEWS
 
 NO_COMPRESSED = (
     "No compressed models in the database yet, only teachers. Add a `compression` section to the "
