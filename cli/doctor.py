@@ -1,4 +1,4 @@
-"""`harness doctor`: what this machine offers, and with `--gpu` the device check (harness/doctor.py).
+"""`harness doctor`: what this machine offers, and with `--gpu` the device check (harness/doctor/).
 
     harness doctor                               torch, CUDA, the device and bf16 support
     harness doctor --gpu                         the whole check on the GPU (about 8 minutes)

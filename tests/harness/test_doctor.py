@@ -187,20 +187,22 @@ def test_a_failing_step_is_recorded_and_the_others_run(tiny_inputs, tmp_path):
 
 def test_an_exception_in_a_step_becomes_its_error_line(tmp_path):
     from harness.bench.isolate import ChildFailed
+    from harness.doctor.base import State, check
+    from harness.doctor.run import run_step
 
-    state = doctor._State(doctor.DoctorConfig(device="cpu"), doctor.QUICK, tmp_path, echo=lambda m: None)
+    state = State(doctor.DoctorConfig(device="cpu"), doctor.QUICK, tmp_path, echo=lambda m: None)
 
     def boom(_):
         raise ChildFailed("Traceback (most recent call last):\n  File x\nValueError: bad shape\n")
 
-    entry = doctor._run_step(state, "bench", ("thing",), boom)
+    entry = run_step(state, "bench", ("thing",), boom)
     assert (entry["status"], entry["error"]) == ("failed", "ValueError: bad shape")
     assert state.failed == {"thing": "bench"}
 
     def bad_check(_):
-        return {"checks": [doctor._check("a figure", False, "measured 3 (expected 5)")], "warnings": ["w"]}
+        return {"checks": [check("a figure", False, "measured 3 (expected 5)")], "warnings": ["w"]}
 
-    entry = doctor._run_step(state, "trackers", (), bad_check)
+    entry = run_step(state, "trackers", (), bad_check)
     assert (entry["status"], entry["error"]) == ("failed", "a figure: measured 3 (expected 5)")
     assert entry["warnings"] == ["w"]
 
