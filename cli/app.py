@@ -109,19 +109,20 @@ def _store(db: Optional[Path], grid=None) -> Store:
     return Store(path)
 
 
-def _eval_models(grid, data_dir: Path, device: Optional[str], build: bool):
-    """Teachers and models of the grid, plus its compressed points (built when missing)."""
+def _grid_models(grid):
+    """The grid's teachers and the models it lists (its compressed points aside)."""
     from harness.runner import models_from_grid, resolve_models
 
-    return resolve_models(models_from_grid(grid)) + _compressed_models(grid, data_dir, device, build)
+    return resolve_models(models_from_grid(grid))
 
 
 def _compressed_models(grid, data_dir: Path, device: Optional[str], build: bool):
-    """The grid's compressed points, built when missing (none without a compression section or `build`)."""
-    if grid.compression is None or not build:
+    """The grid's compressed points: built when missing, or without `build` only those already in
+    the stage cache (none without a compression section)."""
+    if grid.compression is None:
         return []
     from harness.compressed_models import compressed_eval_models
-    return compressed_eval_models(grid, data_dir=data_dir, device=device)
+    return compressed_eval_models(grid, data_dir=data_dir, device=device, build=build)
 
 
 @app.command("eval")
@@ -134,7 +135,7 @@ def eval_command(
     retry_failed: bool = typer.Option(False, "--retry-failed", help="run again the runs stored as failed"),
     offline: bool = typer.Option(False, "--offline", help="never download: stop if a data file is missing"),
     mirror: list[str] = typer.Option([], "--mirror", help="base URL of a data mirror (repeatable)"),
-    compress: bool = typer.Option(True, "--compress/--no-compress", help="build missing compressed points"),
+    compress: bool = typer.Option(True, "--compress/--no-compress", help="build missing compressed points (--no-compress: evaluate only those already built)"),
     bench: Optional[bool] = typer.Option(None, "--bench/--no-bench",
                                          help="benchmark each model once (default: the grid's benchmark.enabled, on)"),
     executor: Executor = ExecutorOption,
@@ -170,7 +171,8 @@ def eval_command(
         from harness.ray_executor import RayExecutor, connect
         connect(address, log=_echo)
         ray_executor = RayExecutor(grid, store, data_root, device=device, retry_failed=retry_failed, log=_echo)
-        outcome = ray_executor.run(_eval_models(grid, data_root, device, build=False), compress=compress)
+        cached = [] if compress else _compressed_models(grid, data_root, device, build=False)
+        outcome = ray_executor.run(_grid_models(grid) + cached, compress=compress)
         eval_models = ray_executor.models
         for task, language in sorted(set(outcome.no_data)):
             _echo(f"note: no {task} data for {language}: skipped")
@@ -204,7 +206,7 @@ def _eval_local(grid, store: Store, data_root: Path, device: Optional[str], comp
     from harness.runner import GridOutcome, execute_runs, plan_runs, register_models
 
     eval_models, outcome = [], GridOutcome()
-    for phase, build_phase in (("models", lambda: _eval_models(grid, data_root, device, build=False)),
+    for phase, build_phase in (("models", lambda: _grid_models(grid)),
                                ("compressed points", lambda: _compressed_models(grid, data_root, device, compress))):
         phase_models = build_phase()
         if not phase_models:
@@ -358,7 +360,7 @@ def bench_command(
     store = _store(db, g).init()
     store.upsert_languages(language_rows())
     from harness.runner import register_models
-    eval_models = _eval_models(g, data_root, device, build=True)
+    eval_models = _grid_models(g) + _compressed_models(g, data_root, device, build=True)
     register_models(store, eval_models)
     _run_benchmarks(g, eval_models, store, data_root, device, force=force)
 

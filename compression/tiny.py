@@ -183,8 +183,10 @@ def tiny_grid(root: Path, teachers: dict[str, Path], section: dict, languages=("
     (root / "aa-dev.txt").write_text("\n".join(tiny_corpus("aa", 60, seed=7)) + "\n", encoding="utf-8")
     text = {"catalogue": False, "sources": [{"kind": "files", "files": {"aa": [str(root / "aa.txt")]},
                                              "dev": {"aa": [str(root / "aa-dev.txt")]}}]}
+    found = [SimpleNamespace(name=name, source=str(path), revision=None, teacher_data=None)
+             for name, path in teachers.items()]
     return SimpleNamespace(
-        teachers=[SimpleNamespace(name=name, source=str(path), revision=None) for name, path in teachers.items()],
+        teachers=found, teacher=lambda name: next(t for t in found if t.name == name),
         languages=list(languages), compression=CompressionSection.model_validate({"text": text, **section}))
 
 

@@ -18,12 +18,16 @@ def eval_model_of(p: BuiltPoint, grid) -> EvalModel:
         compression_ratio=p.compression_ratio)
 
 
-def compressed_eval_models(grid, *, data_dir: Path, device: str | None = None) -> list[EvalModel]:
+def compressed_eval_models(grid, *, data_dir: Path, device: str | None = None, build: bool = True,
+                           **plan_options) -> list[EvalModel]:
+    """The grid's points as models to evaluate: built when missing, or with `build` False only those
+    already in the stage cache (the others are named and skipped). `plan_options` go to build_grid
+    (cache_dir, resolve, echo)."""
     models = []
-    for p in build_grid(grid, data_dir=data_dir, device=device):
+    for p in build_grid(grid, data_dir=data_dir, device=device, dry_run=not build, **plan_options):
         if not p.built or p.path is None:
-            print(f"note: compressed point {p.model_key} was not built ({p.error}); not evaluated",
-                  file=sys.stderr)
+            why = p.error or "not in the stage cache, and --no-compress builds nothing: drop --no-compress"
+            print(f"note: compressed point {p.model_key} was not built ({why}); not evaluated", file=sys.stderr)
             continue
         models.append(eval_model_of(p, grid))
     return models
