@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from harness.report import text_table
-from leaderboard.stats import MIN_POINTS, Correlation, correlate_with_log_size
+from leaderboard.stats import MIN_POINTS, Correlation, SeedNoise, correlate_with_log_size, seed_noise
 
 SEEN = "seen"
 
@@ -88,9 +88,14 @@ def per_language(points: pd.DataFrame, sel: Selection) -> pd.DataFrame:
     return out.join(lang).reset_index()[cols].sort_values("teacher_gib", na_position="first")
 
 
+def _in_fit(langs: pd.DataFrame) -> pd.DataFrame:
+    """The languages the correlation uses: those the teacher saw, with a data size."""
+    return langs[(langs["data_status"] == SEEN) & (langs["teacher_gib"] > 0)]
+
+
 def fit(langs: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -> Correlation | None:
     """The correlation over the languages the teacher saw; None below MIN_POINTS."""
-    seen = langs[(langs["data_status"] == SEEN) & (langs["teacher_gib"] > 0)]
+    seen = _in_fit(langs)
     if len(seen) < MIN_POINTS:
         return None
     try:
@@ -99,6 +104,25 @@ def fit(langs: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -> Correlatio
                                        n_boot=n_boot, seed=seed)
     except ValueError:  # e.g. every language has the same size
         return None
+
+
+def noise(langs: pd.DataFrame) -> SeedNoise | None:
+    """The seeds' share of the spread between the languages in the fit (None where a language's
+    drop has no paired spread, e.g. an average over several models or tasks)."""
+    seen = _in_fit(langs)
+    return seed_noise(seen["relative_drop"], seen["paired_std"], seen["paired_seeds"])
+
+
+def noise_lines(n: SeedNoise, corr: Correlation) -> list[str]:
+    """How much of the spread between languages the seeds make, and what that does to r."""
+    lines = [f"seed noise: {n.share:.0%} of the variance of the drops between the {n.n} languages "
+             f"({n.between_variance * 1e4:.2f} pts²) is what their paired seeds alone give (mean std²/n "
+             f"{n.noise_variance * 1e4:.2f} pts²), so |r| cannot exceed {n.ceiling:.2f} here"]
+    if n.ceiling > 0:
+        r = corr.pearson_r / n.ceiling
+        lines.append(f"Pearson r corrected for that noise (r / {n.ceiling:.2f}): {r:+.2f}"
+                     + (" (beyond ±1: the noise share itself is rough at this n)" if abs(r) > 1 else ""))
+    return lines
 
 
 def report(points: pd.DataFrame, sel: Selection, *, n_boot: int = 2000, seed: int = 0) -> str:
@@ -126,6 +150,7 @@ def report(points: pd.DataFrame, sel: Selection, *, n_boot: int = 2000, seed: in
         return f"{head}\n{table}\nno correlation: it needs {MIN_POINTS} languages the teacher saw, " \
                f"with different data sizes; this selection has {seen}"
     pct = f"{corr.confidence:.0%}"
+    spread = noise(langs)
     return "\n".join([
         head, table,
         f"relative drop against log10({teacher_data} GiB) over n = {corr.n} languages the teacher saw:",
@@ -136,4 +161,4 @@ def report(points: pd.DataFrame, sel: Selection, *, n_boot: int = 2000, seed: in
         f"  drop = {100 * corr.intercept:.2f}% {'+' if corr.slope >= 0 else '-'} "
         f"{100 * abs(corr.slope):.2f}% x log10(GiB); intervals: percentile bootstrap over "
         f"languages, {corr.n_boot} resamples, seed {corr.seed} ({corr.n_boot_used} usable)",
-    ])
+    ] + [f"  {line}" for line in (noise_lines(spread, corr) if spread is not None else [])])

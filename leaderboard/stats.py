@@ -4,9 +4,15 @@ y (a relative drop) is regressed on log10(size): a least-squares line, Pearson's
 (the axis the chart draws), Spearman's rho (rank based, so the log does not matter), their
 p-values from scipy.stats, and percentile bootstrap intervals from resampling languages with
 replacement under a fixed seed, so the same numbers give the same intervals.
+
+`seed_noise` says how much of the spread of the drops between languages the seeds alone would
+give: each language's drop is a mean over a few paired seeds, so it carries the variance
+std² / n, and that noise lowers any correlation measured through it (Spearman's attenuation:
+|r| can reach at most sqrt(reliability)).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -90,3 +96,34 @@ def correlate_with_log_size(size: Sequence[float], drop: Sequence[float], *, n_b
         pearson_ci=pci, spearman_ci=sci, confidence=confidence, n_boot=n_boot,
         n_boot_used=used, seed=seed,
     )
+
+
+@dataclass(frozen=True)
+class SeedNoise:
+    n: int                       # languages
+    noise_variance: float        # mean over languages of paired std² / paired seeds
+    between_variance: float      # sample variance of the languages' drops
+
+    @property
+    def share(self) -> float:
+        """The part of the variance between languages that the seeds alone give."""
+        return self.noise_variance / self.between_variance
+
+    @property
+    def ceiling(self) -> float:
+        """The largest |r| a drop this noisy can show against an exactly known x:
+        sqrt(reliability), with reliability = 1 - share (0 when the noise is the whole spread)."""
+        return math.sqrt(max(0.0, 1.0 - self.share))
+
+
+def seed_noise(drops: Sequence[float], stds: Sequence[float], seeds: Sequence[float]) -> SeedNoise | None:
+    """The seeds' share of the variance between the languages' drops (see the module docstring);
+    None below MIN_POINTS languages, when a language lacks a paired spread or has one seed, or when
+    the drops do not vary."""
+    y, sd, k = (np.asarray(v, dtype=float) for v in (drops, stds, seeds))
+    if len(y) < MIN_POINTS or not (np.all(np.isfinite(sd)) and np.all(k >= 2)):
+        return None
+    between = float(np.var(y, ddof=1))
+    if not between > 1e-12:   # equal drops (up to rounding): no spread to share
+        return None
+    return SeedNoise(len(y), float(np.mean(sd ** 2 / k)), between)

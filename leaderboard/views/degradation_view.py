@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from leaderboard import charts, data, dbstate, tables
-from leaderboard.degradation import SEEN, Selection, by_languages, fit, per_language
+from leaderboard.degradation import SEEN, Selection, by_languages, fit, noise, noise_lines, per_language
 from leaderboard.stats import MIN_POINTS, Correlation
 from leaderboard.views.context import ViewContext
 
@@ -128,6 +128,9 @@ def render(ctx: ViewContext) -> None:
                    "Pearson on log10(GiB), Spearman on ranks, p-values from scipy.stats; "
                    f"intervals: percentile bootstrap over languages, {corr.n_boot} resamples, "
                    f"seed {corr.seed} ({corr.n_boot_used} with both correlations defined).")
+        spread = noise(langs)
+        if spread is not None:
+            st.caption(" ".join(f"{line[0].upper()}{line[1:]}." for line in noise_lines(spread, corr)))
     if not excluded.empty:
         st.caption("Excluded from the fit: " + "; ".join(
             f"{r.language} ({r.data_status}, drop {r.relative_drop * 100:.1f}%)"

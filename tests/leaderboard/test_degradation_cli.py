@@ -24,7 +24,7 @@ def test_degradation_prints_the_per_language_drops_and_the_correlation(demo_db):
     assert result.exit_code == 0, result.output
     out = result.output
     assert f"recipe {CHAIN}" in out and "tasks topic" in out      # the two recipes tie: first by name
-    sizes, drops = [], []
+    sizes, drops, noise = [], [], []
     for lang, student in demo_db.compressed_keys(CHAIN).items():
         s, t = demo_db.scores[(student, "topic", lang)], demo_db.scores[(TEACHER, "topic", lang)]
         drop = 1 - statistics.mean(s.values()) / statistics.mean(t.values())
@@ -34,6 +34,7 @@ def test_degradation_prints_the_per_language_drops_and_the_correlation(demo_db):
         if LANGUAGES[lang][3]:        # seen by XLM-R: in the fit
             sizes.append(math.log10(LANGUAGES[lang][1]))
             drops.append(drop)
+            noise.append(spread ** 2 / len(s))
         else:
             assert "not seen by teacher" in row
     r = sps.pearsonr(np.array(sizes), np.array(drops)).statistic
@@ -41,6 +42,12 @@ def test_degradation_prints_the_per_language_drops_and_the_correlation(demo_db):
     assert f"n = {len(sizes)} languages" in out
     assert f"Pearson r    {r:+.3f}" in out
     assert f"Spearman rho {rho:+.3f}" in out
+    share = statistics.mean(noise) / statistics.variance(drops)
+    ceiling = math.sqrt(max(0.0, 1 - share))
+    assert f"seed noise: {share:.0%} of the variance of the drops between the {len(sizes)} languages" in out
+    assert f"|r| cannot exceed {ceiling:.2f}" in out
+    if ceiling > 0:
+        assert f"r / {ceiling:.2f}): {r / ceiling:+.2f}" in out
 
 
 def test_a_protocol_prefix_that_matches_nothing_is_a_one_line_error(demo_db):

@@ -281,8 +281,10 @@ def test_degradation_correlation_matches_hand_computation(demo_db, monkeypatch):
     student = demo_db.compressed_keys("vocab(20000)")["slk_Latn"]
     s, t = (demo_db.scores[(k, "topic", "slk_Latn")] for k in (student, TEACHER))
     assert spread["slk_Latn"] == pytest.approx(100 * statistics.stdev(s[k] / t[k] for k in s))
+    assert any(m.startswith("Seed noise: ") and "cannot exceed" in m for m in messages(at).splitlines())
     at.selectbox(key="deg_task").set_value("average over tasks").run()
     assert frame(at, "language_name").value.set_index("language")["± % (paired seeds)"].isna()["slk_Latn"]
+    assert "Seed noise" not in messages(at)           # an average over tasks has no paired spread
     at.toggle(key="f_derived").set_value(False).run()
     _check_stats(at, _hand_drops(demo_db, "vocab(20000)", include_derived=False))
 

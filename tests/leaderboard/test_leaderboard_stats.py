@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from leaderboard.stats import bootstrap_ci, correlate_with_log_size
+from leaderboard.stats import bootstrap_ci, correlate_with_log_size, seed_noise
 
 SIZES = [0.3, 0.5, 1.6, 3.2, 6.1, 23.2]          # GiB (CC-100 of hau, gle, swh, isl, est, slk)
 DROPS = [0.100, 0.093, 0.072, 0.075, 0.054, 0.035]
@@ -120,3 +120,24 @@ def test_bootstrap_ci_returns_nan_when_every_resample_is_constant():
 def test_bad_input(sizes, drops, msg):
     with pytest.raises(ValueError, match=msg):
         correlate_with_log_size(sizes, drops)
+
+
+def test_seed_noise_by_hand():
+    # three languages' drops, each a mean over 3 paired seeds with the sample std given
+    n = seed_noise([0.10, 0.20, 0.30], [0.03, 0.06, 0.0], [3, 3, 3])
+    assert n.n == 3
+    assert n.noise_variance == pytest.approx((0.03 ** 2 / 3 + 0.06 ** 2 / 3 + 0) / 3)   # 0.0005
+    assert n.between_variance == pytest.approx(0.01)
+    assert n.share == pytest.approx(0.05) and n.ceiling == pytest.approx(math.sqrt(0.95))
+    noisy = seed_noise([0.10, 0.11, 0.12], [0.05, 0.05, 0.05], [2, 2, 2])   # the seeds outweigh the spread
+    assert noisy.share > 1 and noisy.ceiling == 0.0
+
+
+@pytest.mark.parametrize("drops,stds,seeds", [
+    ([0.1, 0.2], [0.01, 0.01], [3, 3]),                        # too few languages
+    ([0.1, 0.2, 0.3], [0.01, float("nan"), 0.01], [3, 3, 3]),   # one without a paired spread
+    ([0.1, 0.2, 0.3], [0.01, 0.01, 0.01], [3, 1, 3]),           # one seed has no spread
+    ([0.1, 0.1, 0.1], [0.01, 0.01, 0.01], [3, 3, 3]),           # no spread between languages
+])
+def test_seed_noise_is_none_without_what_it_needs(drops, stds, seeds):
+    assert seed_noise(drops, stds, seeds) is None
