@@ -5,11 +5,12 @@ cli/app.py; this module is the command's body and its table.
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from harness.bench.config import BenchSection
-from harness.bench.peak import format_peak, measure_peak
+from harness.bench.peak import PeakRow, format_peak, measure_peak, peak_fingerprint
 from harness.bench.results import RowKey, read_table
 from harness.bench.runner import BenchModel, bench_models, plan_jobs
 from harness.env import environment
@@ -141,14 +142,28 @@ def dtype_ratio_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def measure_and_store_peak(section: BenchSection, store: Store) -> str:
-    """The matmul peak of every benchmarked device, stored in the meta table; one line per device."""
-    rows = []
+def measure_and_store_peak(section: BenchSection, store: Store, env: dict[str, Any],
+                           force: bool = False) -> str:
+    """The matmul peak of every benchmarked device, one line per device: the stored measurement
+    where its fingerprint (processor, cores, torch, threads) matches this call's, unless `force`;
+    otherwise measured now and stored in the meta table with its fingerprint."""
+    rows, reused = [], []
     for device in section.resolved_devices():
-        rows += measure_peak(device, threads=section.threads)
-    for device in dict.fromkeys(r.device for r in rows):
-        store.set_meta(f"matmul_peak:{device}", [r.as_dict() for r in rows if r.device == device])
-    return format_peak(rows)
+        key, fingerprint = f"matmul_peak:{device}", peak_fingerprint(env, device, section.threads)
+        stored = store.get_meta(key)
+        if not force and isinstance(stored, dict) and stored.get("fingerprint") == fingerprint:
+            rows += [PeakRow(**r) for r in stored["rows"]]
+            reused.append(f"{device} on {stored.get('measured_at', '?')}")
+            continue
+        measured = measure_peak(device, threads=section.threads)
+        store.set_meta(key, {"fingerprint": fingerprint, "rows": [r.as_dict() for r in measured],
+                             "measured_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")})
+        rows += measured
+    text = format_peak(rows)
+    if reused:
+        text += f"\n(stored peak, measured {'; '.join(reused)} on this processor, torch and thread " \
+                f"count; --force measures it again)"
+    return text
 
 
 def wanted_keys(models: Sequence[BenchModel], section: BenchSection) -> set[RowKey]:
@@ -176,7 +191,8 @@ def bench(models: list[BenchModel], section: BenchSection, store: Store,
     rows = [r for r in read_table(store, [m.model_key for m in models])
             if RowKey(r["model_key"], r["target"], r["device"], r["dtype"], r["batch_size"],
                       r["seq_len"]) in wanted]
-    echo(environment_line(environment(), section.threads))
+    env = environment()
+    echo(environment_line(env, section.threads))
     echo(method_line(section))
     echo(format_table(rows))
     echo(LEGEND)
@@ -185,7 +201,7 @@ def bench(models: list[BenchModel], section: BenchSection, store: Store,
         echo("precision, same model and shape (p50):")
         for line in ratios:
             echo(f"  {line}")
-    echo(measure_and_store_peak(section, store))
+    echo(measure_and_store_peak(section, store, env, force=force))
     unstable = sum(is_unstable(r) for r in rows)
     if unstable:
         echo(f"{unstable} of {len(rows)} rows unstable; {UNSTABLE_LEGEND}")

@@ -4,11 +4,14 @@ distillation's TFLOP/s, a forward pass's tokens per second) is read against.
 Shapes are those of the encoders measured here (4096 tokens through FFN and attention projections of
 a hidden-384 model); each product is repeated until `min_duration_s` has passed, after a warm-up, and
 the best of `rounds` rounds is reported (a peak, not a mean: other work can only slow it down).
+A measurement takes ~10 s per device, so `harness bench` stores it with a fingerprint of what it
+depends on (peak_fingerprint) and reuses it until that changes or --force asks again.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
+from typing import Any
 
 PEAK_SHAPES = ((4096, 384, 1536), (4096, 1536, 384), (4096, 384, 384))
 PEAK_DTYPES = ("fp32", "bf16")
@@ -58,6 +61,15 @@ def matmul_gflops(m: int, k: int, n: int, dtype: str, device: str = "cpu", *, mi
 def measure_peak(device: str = "cpu", dtypes=PEAK_DTYPES, shapes=PEAK_SHAPES, **kwargs) -> list[PeakRow]:
     return [PeakRow(device, dtype, m, k, n, matmul_gflops(m, k, n, dtype, device, **kwargs))
             for dtype in dtypes for (m, k, n) in shapes]
+
+
+def peak_fingerprint(env: dict[str, Any], device: str, threads: int | None) -> dict[str, Any]:
+    """What a stored peak is valid for: the processor (or GPU) measured, the cores this process may
+    use, the torch version and the thread count; a peak measured under another of these is stale."""
+    hw = env["hardware"]
+    chip = ([g["name"] for g in hw.get("gpus") or []] if device.startswith("cuda") else hw.get("cpu_model"))
+    return {"device": device, "chip": chip, "cpu_affinity": hw.get("cpu_affinity"),
+            "torch": env["versions"].get("torch"), "threads": threads or hw.get("torch_threads")}
 
 
 def format_peak(rows: list[PeakRow]) -> str:
