@@ -138,7 +138,7 @@ def _point_name(row: dict[str, Any]) -> str:
     return row["name"][len(prefix):] if row["name"].startswith(prefix) else row["name"]
 
 
-def points(x: float | None, std: float | None = None) -> str:
+def pct_points(x: float | None, std: float | None = None) -> str:
     """A difference of two relative scores, in points of the teacher's score."""
     if x is None:
         return "-"
@@ -185,7 +185,7 @@ def point_changes(store: Store, baseline: str | None = None) -> str:
         known = sorted({name for name, _, _ in groups})
         if baseline not in known:
             raise UserError(unknown_name_message("baseline point", baseline, known))
-        groups, fmt, what = against_baseline(groups, baseline), points, f"vs {baseline}, mean over cells"
+        groups, fmt, what = against_baseline(groups, baseline), pct_points, f"vs {baseline}, mean over cells"
     if not groups:
         return ""
     header = ["point", "teacher", "fewer", "protocol", "cells", "languages", "tasks", what, "per seed (paired)"]
