@@ -198,13 +198,13 @@ def point_changes(store: Store, baseline: str | None = None) -> str:
         tasks = _ordered({t for t, _ in cells})
         paired = f"{fmt(s['paired'][0], s['paired'][1])} (n={s['paired'][2]})" if s["paired"] else "-"
         body.append([name, teach, size, proto, str(len(cells)), ",".join(langs), ",".join(tasks), fmt(s["mean"]), paired])
+    pooling = ("mean over cells: the mean of each cell's mean over seeds; per seed: mean ± sample std over "
+               "the seeds every cell has of the mean over cells.")
     if baseline is not None:
         legend = (f"change: (score - {baseline}'s score) / teacher's score, on the same task, language, "
                   f"protocol and seed, in points of the teacher's score; only the cells and seeds both "
-                  f"have. mean over cells: the mean of each cell's mean over seeds; per seed: mean ± "
-                  f"sample std over the seeds every cell has of the mean over cells.")
+                  f"have. {pooling}")
     else:
-        legend = ("change: score / teacher's score on the same task, language, protocol and seed - 1; mean "
-                  "over cells: the mean of each cell's mean over seeds; per seed: mean ± sample std over the "
-                  "seeds every cell has of the mean over cells. Points are grouped by grid name.")
+        legend = ("change: score / teacher's score on the same task, language, protocol and seed - 1; "
+                  f"{pooling} Points are grouped by grid name.")
     return text_table(header, body, legend)
