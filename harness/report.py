@@ -112,10 +112,11 @@ WHERE r.status = 'done'
 
 
 def paired_change(cells: dict[tuple[str, str], dict[int, float]]) -> dict[str, Any]:
-    """Summary of relative changes against a teacher, `cells[(task, language)][seed]` = score /
-    teacher's score on that seed - 1: each cell's mean, std and n over its seeds; the mean over
-    cells; and, over the seeds every cell has, the mean and sample std over seeds of the per-seed
-    mean over cells (the spread a rerun with other seeds would show)."""
+    """Summary of paired per-seed changes, `cells[(task, language)][seed]`: score / teacher's score
+    on that seed - 1, or (`against_baseline`) that minus a baseline point's. Each cell's mean, std
+    and n over its seeds; the mean over cells; and, over the seeds every cell has, the mean and
+    sample std over seeds of the per-seed mean over cells (the spread a rerun with other seeds
+    would show)."""
     per_cell = {c: (statistics.mean(v.values()), statistics.stdev(v.values()) if len(v) > 1 else None, len(v))
                 for c, v in sorted(cells.items()) if v}
     common = sorted(set.intersection(*(set(v) for v in cells.values()))) if cells else []
