@@ -52,6 +52,9 @@ def require_ray():
     return ray
 
 
+WORKER_ENV = {"HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+
+
 def connect(address: str | None = None, *, log: Log = _stderr):
     """Join the cluster at `address` ('auto': the one this machine belongs to; 'ray://host:port':
     a remote one), or start a local instance when None; a session already connected is reused."""
@@ -59,7 +62,10 @@ def connect(address: str | None = None, *, log: Log = _stderr):
     if ray.is_initialized():
         return ray
     try:
-        ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=True)
+        # workers print what they log to this terminal: turn off the progress bars transformers
+        # shows per save ("Writing model shards"), as the CLI does for its own process
+        ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=True,
+                 runtime_env={"env_vars": WORKER_ENV})
     except ConnectionError as err:
         raise UserError(f"cannot reach the Ray cluster at {address!r}: {first_line(err)} "
                         "(start it with `ray start --head`, or drop --address for a local instance)") from None

@@ -179,3 +179,21 @@ def test_local_workers_refuse_a_network_db_claimed_from_another_host(grid_file, 
     assert "network filesystem (nfs4)" in result.output and "--executor ray" in result.output
     assert len(result.output.strip().splitlines()[-1]) < 300
     assert rows(db, "SELECT count(*) FROM runs WHERE status = 'done'")[0][0] == 7  # nothing lost
+
+
+def test_connect_starts_workers_without_transformers_progress_bars(ray_session):
+    """Workers' output reaches the driver's terminal; a local instance started by `connect` keeps
+    transformers' per-save bars out of it (the module's own session is restarted after)."""
+    from harness.ray_executor import connect
+
+    def shows_progress_bars() -> bool:  # defined here so that it is shipped by value
+        from transformers.utils import logging as hf_logging
+
+        return hf_logging.is_progress_bar_enabled()
+
+    ray.shutdown()
+    try:
+        connect(None, log=lambda s: None)
+        assert ray.get(ray.remote(num_cpus=0)(shows_progress_bars).remote()) is False
+    finally:
+        ray.shutdown()
