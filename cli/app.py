@@ -282,8 +282,9 @@ def results_command(
                                           "the teacher's pre-training data (Pearson, Spearman, "
                                           "bootstrap intervals), as the leaderboard shows it"),
     tasks: Optional[list[str]] = typer.Option(None, "--task",
-                                              help="with --degradation: only this task (repeatable; "
-                                                   "default all, averaged within each model)"),
+                                              help="with --degradation or --by-point: only this task "
+                                                   "(repeatable; default all; --degradation averages "
+                                                   "them within each model)"),
     protocol: Optional[str] = typer.Option(None, "--protocol",
                                            help="with --degradation: the fine-tuning protocol id or "
                                                 "its first characters (default: the one with most runs)"),
@@ -313,12 +314,14 @@ def results_command(
         return
     if baseline is not None and not by_point:
         raise UserError("--baseline compares points: add --by-point")
+    if tasks and not (by_point or degradation):
+        raise UserError("--task selects the tasks of --by-point or --degradation: add one of them")
     if degradation:
         from cli.degradation import degradation_text
         typer.echo(degradation_text(store.path, tuple(tasks or ()), protocol))
         return
     if by_point:
-        typer.echo(point_changes(store, baseline) or (
+        typer.echo(point_changes(store, baseline, tuple(tasks or ())) or (
             f"no compressed point with teacher runs on its seeds in {store.path}" if baseline is None else
             f"no point shares a cell and seed with {baseline} in {store.path}"))
         return

@@ -163,13 +163,20 @@ def against_baseline(groups: dict, baseline: str) -> dict:
     return out
 
 
-def point_changes(store: Store, baseline: str | None = None) -> str:
+def point_changes(store: Store, baseline: str | None = None, tasks: Sequence[str] = ()) -> str:
     """`harness results --by-point`: one row per compressed point (its grid name, over every
     language it was built for), teacher and protocol: the change against the teacher over the
     (task, language) cells it has, each compared on the same protocol and seeds. With `baseline`
     (a point's grid name), the change against that point instead, paired the same way: the
-    question an ablation asks ("does this choice beat the default recipe on the same seeds?")."""
+    question an ablation asks ("does this choice beat the default recipe on the same seeds?").
+    With `tasks`, only those tasks' cells count."""
     rows = _records(store, _POINT_SQL)
+    if tasks:
+        stored = sorted({r["task"] for r in rows})
+        for task in tasks:
+            if task not in stored:
+                raise UserError(unknown_name_message("task", task, stored))
+        rows = [r for r in rows if r["task"] in tasks]
     teacher = {(r["model_key"], r["task"], r["language"], r["protocol_hash"], r["seed"]): r["value"]
                for r in rows if r["kind"] == "teacher"}
     groups: dict[tuple[str, str, str], dict[tuple[str, str], dict[int, float]]] = defaultdict(lambda: defaultdict(dict))

@@ -5,8 +5,9 @@ from harness.report import teacher_comparison
 from harness.store import ModelRecord, RunInfo, RunKey, RunResult, Score, Store
 
 
-def _finish(store: Store, model: str, task: str, seed: int, value: float, metric: str = "accuracy") -> None:
-    key = RunKey(model, task, "mlt_Latn", seed, "p1")
+def _finish(store: Store, model: str, task: str, seed: int, value: float, metric: str = "accuracy",
+            lang: str = "mlt_Latn") -> None:
+    key = RunKey(model, task, lang, seed, "p1")
     store.start_run(RunInfo(key, "sib200", False, None))
     store.finish_run(key, RunResult(scores=[Score("test", metric, value, True), Score("dev", metric, 0.99, True)],
                                     n_train=10, n_dev=5, n_test=5, best_epoch=1, train_seconds=1.0,
@@ -106,10 +107,7 @@ def _two_language_point_store(tmp_path, points=("p",)):
                                            "x", "teach", 8, 4, 4, language=lang, compression_ratio=12.5))
 
     def finish(model, lang, seed, value):
-        key = RunKey(model, "topic", lang, seed, "p1")
-        store.start_run(RunInfo(key, "sib200", False, None))
-        store.finish_run(key, RunResult(scores=[Score("test", "accuracy", value, True)], n_train=1, n_dev=1,
-                                        n_test=1, best_epoch=1, train_seconds=1.0, eval_seconds=0.1))
+        _finish(store, model, "topic", seed, value, lang=lang)
 
     for seed, (t_mlt, t_swh, p_mlt, p_swh) in {42: (0.8, 0.5, 0.72, 0.5), 43: (0.6, 0.5, 0.6, 0.4)}.items():
         finish("teach", "mlt_Latn", seed, t_mlt)
@@ -150,6 +148,31 @@ def test_by_point_against_a_baseline_point_pairs_cells_and_seeds(tmp_path):
         point_changes(store, baseline="pp")
 
 
+def test_by_point_counts_only_the_tasks_asked_for(tmp_path):
+    """--task: a POS cell added to p (Maltese, -50% on both seeds) changes the pooled row; with
+    --task topic the row is the topic-only one again, with --task pos it is the POS cell alone;
+    a task the store lacks is one error naming the stored tasks."""
+    import pytest
+
+    from core.errors import UserError
+    from harness.report import point_changes
+
+    store = _two_language_point_store(tmp_path)
+    for seed in (42, 43):
+        _finish(store, "teach", "pos", seed, 0.8)
+        _finish(store, "teach--mlt_Latn--p--ab", "pos", seed, 0.4)
+
+    def row(**kw):
+        return next(line for line in point_changes(store, **kw).splitlines() if line.startswith("p "))
+
+    assert "pos,topic" not in row() and "topic,pos" in row() and " 3 " in row()
+    assert "-7.5% ± 3.5 (n=2)" in row(tasks=("topic",)) and "pos" not in row(tasks=("topic",))
+    only_pos = row(tasks=("pos",))
+    assert " 1 " in only_pos and "swh" not in only_pos and "-50.0% ± 0.0 (n=2)" in only_pos
+    with pytest.raises(UserError, match="unknown task 'ner'; known: pos, topic"):
+        point_changes(store, tasks=("ner",))
+
+
 def test_a_listed_model_with_a_teacher_is_compared_with_it(tmp_path):
     """A grid's `models:` entry with `teacher:` gets relative scores like a compressed point; one
     without a teacher (teacher_key is itself) does not."""
@@ -179,8 +202,12 @@ def test_results_cli_baseline(tmp_path):
     db = str(tmp_path / "r.duckdb")
     shown = CliRunner().invoke(app, ["results", "--db", db, "--by-point", "--baseline", "p"])
     assert shown.exit_code == 0 and "+4.6 pts ± 2.9 (n=2)" in shown.output, shown.output
+    only_topic = CliRunner().invoke(app, ["results", "--db", db, "--by-point", "--baseline", "p", "--task", "topic"])
+    assert only_topic.exit_code == 0 and "+4.6 pts ± 2.9 (n=2)" in only_topic.output, only_topic.output
     for args, expected in ((["--by-point", "--baseline", "x"], "unknown baseline point 'x'"),
-                           (["--baseline", "p"], "--baseline compares points: add --by-point")):
+                           (["--baseline", "p"], "--baseline compares points: add --by-point"),
+                           (["--task", "topic"], "--task selects the tasks of --by-point or --degradation"),
+                           (["--by-point", "--task", "pos"], "unknown task 'pos'; known: topic")):
         wrong = CliRunner().invoke(app, ["results", "--db", db, *args])
         lines = wrong.output.strip().splitlines()
         assert wrong.exit_code == 2 and len(lines) == 1 and expected in lines[0], wrong.output
