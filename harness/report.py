@@ -203,9 +203,9 @@ def point_changes(store: Store, baseline: str | None = None, tasks: Sequence[str
         f = sorted(fewer[(name, teach, proto)])
         size = "-" if not f else f"{f[0]:.1f}%" if f[0] == f[-1] else f"{f[0]:.1f}-{f[-1]:.1f}%"
         langs = sorted({lang for _, lang in cells})
-        tasks = _ordered({t for t, _ in cells})
+        point_tasks = _ordered({t for t, _ in cells})
         paired = f"{fmt(s['paired'][0], s['paired'][1])} (n={s['paired'][2]})" if s["paired"] else "-"
-        body.append([name, teach, size, proto, str(len(cells)), ",".join(langs), ",".join(tasks), fmt(s["mean"]), paired])
+        body.append([name, teach, size, proto, str(len(cells)), ",".join(langs), ",".join(point_tasks), fmt(s["mean"]), paired])
     pooling = ("mean over cells: the mean of each cell's mean over seeds; per seed: mean ± sample std over "
                "the seeds every cell has of the mean over cells.")
     if baseline is not None:
