@@ -164,7 +164,8 @@ VIEW_COLUMNS = [("v_relative", "relative_std"), ("v_relative", "paired_seeds")]
 
 # Prepared views: everything that aggregates lives here, not in page code.
 # Per protocol hash: a short label (profile/precision) and whether it is task-specific distillation;
-# a protocol hash can sit in several families (token tasks under teacher_labels keep the plain hash).
+# a protocol hash can sit in several families (token tasks under teacher_labels kept the plain hash
+# in stores written before they learned from the labels).
 PROTOCOL_LABELS = """(SELECT protocol_hash,
         any_value(profile) || '/' || coalesce(any_value(spec->>'precision'), '?') AS label,
         bool_or(spec->>'teacher_labels' IS NOT NULL) AS teacher_labels

@@ -35,21 +35,23 @@ def encode_sequences(tokenizer, texts: Sequence[str], labels: Sequence[str],
                    labels=[label2id[y] for y in labels])
 
 
-def encode_words(tokenizer, sentences: Sequence[Sequence[str]], tags: Sequence[Sequence[str]],
+def encode_words(tokenizer, sentences: Sequence[Sequence[str]], tags: Sequence[Sequence[str]] | None,
                  label2id: dict[str, int], max_length: int) -> Encoded:
+    """`tags` None: unlabeled words (every label ignored), for their positions alone."""
     if not getattr(tokenizer, "is_fast", False):
         raise TypeError("token classification needs a fast tokenizer (word_ids)")
     enc = tokenizer([list(s) for s in sentences], is_split_into_words=True, truncation=True,
                     max_length=max_length)
     all_ids, all_labels, all_positions, unplaced = [], [], [], 0
-    for i, (words, word_tags) in enumerate(zip(sentences, tags)):
+    for i, words in enumerate(sentences):
         word_ids = enc.word_ids(i)
         labels = [IGNORE_INDEX] * len(word_ids)
         positions = [-1] * len(words)
         previous = None
         for pos, w in enumerate(word_ids):
             if w is not None and w != previous:
-                labels[pos] = label2id[word_tags[w]]
+                if tags is not None:
+                    labels[pos] = label2id[tags[i][w]]
                 positions[w] = pos
             previous = w
         unplaced += sum(1 for p in positions if p < 0)

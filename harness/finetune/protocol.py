@@ -71,7 +71,8 @@ def _task_kind(task: str) -> str | None:
 class TeacherLabels(StrictModel):
     """Task-specific distillation (harness.finetune.teacher_labels): the fine-tuned teacher labels
     `lines` lines of the language's unlabeled raw text; a compressed point learns from those soft
-    labels (KL at `temperature`, times `weight`) beside the gold examples. Sequence tasks only."""
+    labels (KL at `temperature`, times `weight`) beside the gold examples: one distribution per line
+    for sequence tasks, one per word for token tasks."""
     lines: int = Field(2000, ge=1, le=1_000_000)
     weight: float = Field(1.0, gt=0, le=100)
     temperature: float = Field(2.0, gt=0, le=100)
@@ -145,8 +146,6 @@ class Protocol(_Overrides):
                 if v is not None:
                     values[name] = v
         values["precision"] = resolve_precision(values["precision"], device or _run_device())
-        if task is not None and _task_kind(task) != "sequence":
-            values.pop("teacher_labels", None)  # token tasks fine-tune plainly (see teacher_labels.py)
         return ResolvedProtocol(profile=self.profile, **values)
 
 
@@ -174,7 +173,7 @@ class ResolvedProtocol(StrictModel):
     pooling: str  # sequence tasks: 'mean' over the attention mask, or the model's own 'cls' head
     freeze_embeddings: bool  # the word-embedding matrix gets no updates
     precision: Literal["fp32", "bf16"]  # resolved: bf16 autocast with fp32 weights, or plain fp32
-    teacher_labels: TeacherLabels | None = None  # task-specific distillation (sequence tasks)
+    teacher_labels: TeacherLabels | None = None  # task-specific distillation
 
     def as_dict(self) -> dict:
         return {"version": PROTOCOL_VERSION, **_without_unset_options(self.model_dump())}

@@ -6,14 +6,19 @@ logits, stored beside the stage cache. A compressed point fine-tuned under the s
 seed then learns from the gold training examples (cross-entropy) and from those soft labels
 (temperature-scaled KL, batches of unlabeled lines interleaved with the gold ones).
 
-Sequence tasks only (topic, sentiment): for token tasks the option resolves to nothing and they
-fine-tune plainly, so their runs are the plain runs. The option is part of the protocol hash: these
-runs form their own protocol family and are never mixed with plain fine-tuning.
+Sequence tasks (topic, sentiment) store one row of logits per line. Token tasks (NER, POS) split
+each line into words (`split_words`: runs of letters and digits, and each punctuation mark alone, as
+the token datasets are split) and store one row per word, the logits at the word's first sub-word,
+so a student with another tokenizer learns the same per-word distributions; a word the teacher
+could not place (cut off by max_length) has a NaN row and teaches nothing. The option is part of the
+protocol hash: these runs form their own protocol family and are never mixed with plain fine-tuning.
 """
 from __future__ import annotations
 
 import hashlib
+import math
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +30,13 @@ from core.paths import cache_root
 from tasks.text import text_fingerprint
 
 LABELS_FORMAT = 1
+_WORD = re.compile(r"\w+|[^\w\s]")
+
+
+def split_words(text: str) -> list[str]:
+    """A raw line as a token task's words: runs of letters and digits, and each other non-space
+    character alone ('Bratislava, 2019.' -> ['Bratislava', ',', '2019', '.'])."""
+    return _WORD.findall(text)
 
 
 @dataclass(frozen=True)
@@ -59,16 +71,20 @@ def labels_path(teacher_key: str, task: str, language: str, seed: int, protocol_
     return (root or cache_root() / "teacher-labels") / f"{digest}.pt"
 
 
-def save_labels(path: Path, logits: torch.Tensor, labels: list[str], texts, meta: dict) -> None:
+def save_labels(path: Path, logits, labels: list[str], texts, meta: dict) -> None:
+    """`logits`: a (lines, labels) tensor (sequence tasks), or a list of one (words, labels)
+    tensor per line (token tasks)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    torch.save({"format": LABELS_FORMAT, "logits": logits.float().cpu(), "labels": list(labels),
+    stored = logits.float().cpu() if torch.is_tensor(logits) else [x.float().cpu() for x in logits]
+    torch.save({"format": LABELS_FORMAT, "logits": stored, "labels": list(labels),
                 "texts": text_fingerprint(texts), "meta": meta}, tmp)
     tmp.replace(path)
 
 
-def load_labels(path: Path, labels: list[str], texts) -> torch.Tensor:
-    """The teacher's logits for `texts`, checked against the label order and the texts."""
+def load_labels(path: Path, labels: list[str], texts):
+    """The teacher's logits for `texts` (as `save_labels` took them), checked against the label
+    order and the texts."""
     if not path.is_file():
         raise DataError(f"no teacher labels at {path}: the teacher's run of this task, language, seed "
                         "and protocol must finish first (harness eval runs teachers before compressed points)")
@@ -85,6 +101,36 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperat
     t = temperature
     return F.kl_div(F.log_softmax(student_logits.float() / t, dim=-1), F.softmax(teacher_logits.float() / t, dim=-1),
                     reduction="batchmean") * (t * t)
+
+
+def word_logits(logits: torch.Tensor, positions: list[int]) -> torch.Tensor:
+    """One line's (words, labels) rows from its (length, labels) logits: the row at each word's
+    first sub-word, NaN for a word with no position."""
+    out = torch.full((len(positions), logits.shape[-1]), float("nan"))
+    placed = [w for w, p in enumerate(positions) if p >= 0]
+    if placed:
+        out[placed] = logits[[positions[w] for w in placed]].float().cpu()
+    return out
+
+
+def word_targets(teacher_rows: torch.Tensor, positions: list[int]) -> tuple[list[int], torch.Tensor] | None:
+    """Where a student learns one line's per-word soft labels: (its positions of the words both
+    models placed, the teacher's rows for them), or None where there is no such word."""
+    keep = [w for w, p in enumerate(positions)
+            if p >= 0 and w < len(teacher_rows) and not math.isnan(float(teacher_rows[w, 0]))]
+    if not keep:
+        return None
+    return [positions[w] for w in keep], teacher_rows[keep]
+
+
+def token_kd_loss(logits: torch.Tensor, targets: list[tuple[list[int], torch.Tensor]],
+                  temperature: float) -> torch.Tensor:
+    """`kd_loss` over the words of a batch: `logits` (batch, length, labels), `targets` one
+    `word_targets` pair per row; every word weighs the same."""
+    rows = [r for r, (pos, _) in enumerate(targets) for _ in pos]
+    cols = [p for pos, _ in targets for p in pos]
+    teacher = torch.cat([t for _, t in targets]).to(logits.device)
+    return kd_loss(logits[rows, cols], teacher, temperature)
 
 
 def interleave(gold: list[list[int]], unlabeled: list[list[int]], rng: random.Random) -> list[tuple[str, list[int]]]:

@@ -22,7 +22,8 @@ from core import interrupt
 from core.progress import bar
 from harness.finetune.features import Encoded, encode_sequences, encode_words
 from harness.finetune.protocol import ResolvedProtocol
-from harness.finetune.teacher_labels import LabelJob, interleave, kd_loss, load_labels, save_labels
+from harness.finetune.teacher_labels import (LabelJob, interleave, kd_loss, load_labels, save_labels, split_words,
+                                              token_kd_loss, word_logits, word_targets)
 from harness.finetune.used_rows import swap_in_used_rows
 from core.precision import autocast
 from harness.store import RunResult, Score
@@ -137,6 +138,30 @@ class Finetuner:
         tok_limit = getattr(tokenizer, "model_max_length", limit) or limit
         return int(min(limit, tok_limit, 512))
 
+    def _encode_unlabeled(self, tokenizer, texts, max_length: int) -> Encoded:
+        """The unlabeled lines of task-specific distillation as inputs: whole lines for sequence
+        tasks, lines split into words (with each word's first position) for token tasks."""
+        if self.spec.kind == "token":
+            return encode_words(tokenizer, [split_words(t) for t in texts], None, self.label2id, max_length)
+        return Encoded(input_ids=[list(x) for x in tokenizer(list(texts), truncation=True,
+                                                               max_length=max_length)["input_ids"]], labels=[])
+
+    def _soft_targets(self, job: LabelJob | None, unl: Encoded | None) -> tuple[list[list[int]], Any]:
+        """A student's unlabeled inputs and its teacher's soft labels for them: a (lines, labels)
+        tensor, or per line the `word_targets` of a token task (lines with no word both models
+        placed are left out). Empty for plain fine-tuning and for the teacher's own run."""
+        if job is None or job.mode != "read":
+            return [], None
+        soft = load_labels(job.path, self.labels, job.texts)
+        if self.spec.kind != "token":
+            self.report.teacher_labels = {"read": str(job.path), "lines": len(unl.input_ids)}
+            return unl.input_ids, soft
+        pairs = [word_targets(rows, positions) for rows, positions in zip(soft, unl.word_positions)]
+        keep = [i for i, pair in enumerate(pairs) if pair is not None]
+        self.report.teacher_labels = {"read": str(job.path), "lines": len(keep),
+                                      "words": sum(len(pairs[i][0]) for i in keep)}
+        return [unl.input_ids[i] for i in keep], [pairs[i] for i in keep]
+
     # -- prediction and scoring ----------------------------------------------------------------
     @torch.no_grad()
     def logits(self, model, input_ids: list[list[int]], pad_id: int, desc: str | None = None):
@@ -199,13 +224,10 @@ class Finetuner:
         enc_dev = self._encode(tokenizer, dev, eval_len)
         enc_test = self._encode(tokenizer, test, eval_len)
 
-        job = self.label_job if self.spec.kind == "sequence" else None
-        soft = load_labels(job.path, self.labels, job.texts) if job is not None and job.mode == "read" else None
-        texts_ids = ([list(x) for x in tokenizer(list(job.texts), truncation=True, max_length=train_len)["input_ids"]]
-                     if job is not None else [])
-        unl_ids = texts_ids if soft is not None else []  # the unlabeled inputs a student trains on
-        if soft is not None:
-            self.report.teacher_labels = {"read": str(job.path), "lines": len(unl_ids)}
+        job = self.label_job
+        unl = self._encode_unlabeled(tokenizer, job.texts, train_len) if job is not None else None
+        texts_ids = unl.input_ids if unl is not None else []
+        unl_ids, targets = self._soft_targets(job, unl)  # the unlabeled inputs a student trains on
         # a big vocabulary's untouched rows cost a dense gradient and AdamW update per step (used_rows.py)
         rows = swap_in_used_rows(model, [enc_train.input_ids, enc_dev.input_ids, enc_test.input_ids, texts_ids],
                                  tokenizer.all_special_ids)
@@ -243,7 +265,11 @@ class Finetuner:
                         batch = collate([unl_ids[i] for i in idx], pad_id)
                         with ctx:
                             logits = model(**{k: v.to(self.device) for k, v in batch.items()}).logits
-                        loss = job.weight * kd_loss(logits, soft[idx].to(self.device), job.temperature)
+                        if self.spec.kind == "token":
+                            kd = token_kd_loss(logits, [targets[i] for i in idx], job.temperature)
+                        else:
+                            kd = kd_loss(logits, targets[idx].to(self.device), job.temperature)
+                        loss = job.weight * kd
                     loss.backward()
                     torch.nn.utils.clip_grad_norm_(trainable, 1.0)
                     optimizer.step()
@@ -277,9 +303,15 @@ class Finetuner:
         test_scores = self.score(model, enc_test, test, pad_id, fallback)
         eval_seconds = time.perf_counter() - t1
         if job is not None and job.mode == "write":  # the teacher labels the unlabeled text for its students
-            logits = torch.empty(len(texts_ids), len(self.labels))
-            for idx, out in self.logits(model, texts_ids, pad_id, desc="teacher labels"):
-                logits[idx] = out.cpu()
+            if self.spec.kind == "token":  # one row per word, at its first sub-word
+                logits: Any = [None] * len(texts_ids)
+                for idx, out in self.logits(model, texts_ids, pad_id, desc="teacher labels"):
+                    for row, i in enumerate(idx):
+                        logits[i] = word_logits(out[row], unl.word_positions[i])
+            else:
+                logits = torch.empty(len(texts_ids), len(self.labels))
+                for idx, out in self.logits(model, texts_ids, pad_id, desc="teacher labels"):
+                    logits[idx] = out.cpu()
             save_labels(job.path, logits, self.labels, job.texts,
                         meta={"model_dir": str(self.model_dir), "seed": self.seed, "best_epoch": best_epoch})
             self.report.teacher_labels = {"wrote": str(job.path), "lines": len(job.texts)}

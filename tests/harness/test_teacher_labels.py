@@ -11,7 +11,8 @@ import torch
 
 from core.errors import DataError
 from harness.finetune.protocol import Protocol
-from harness.finetune.teacher_labels import LabelJob, kd_loss, labels_path, load_labels, save_labels
+from harness.finetune.teacher_labels import (LabelJob, kd_loss, labels_path, load_labels, save_labels, split_words,
+                                              token_kd_loss, word_logits, word_targets)
 from harness.finetune.train import Finetuner
 from harness.runner import EvalModel, PlannedRun, RunSetup
 from models.loading import load_tokenizer
@@ -38,14 +39,42 @@ def test_kd_loss_matches_hand_computed_kl():
     assert kd_loss(t, t, temperature).item() == pytest.approx(0.0, abs=1e-7)
 
 
-def test_the_option_is_its_own_protocol_for_sequence_tasks_only():
+def test_the_option_is_its_own_protocol_for_every_task_kind():
     plain, labelled = Protocol(), Protocol(teacher_labels={"lines": 100})
-    assert labelled.resolve("topic").hash() != plain.resolve("topic").hash()
     assert labelled.family_id() != plain.family_id()
-    # token tasks fine-tune plainly in that family: their runs are the plain runs
-    assert labelled.resolve("pos").teacher_labels is None
-    assert labelled.resolve("pos").hash() == plain.resolve("pos").hash()
-    assert "teacher_labels" not in plain.resolve("topic").as_dict()
+    for task in ("topic", "pos", "ner"):
+        assert labelled.resolve(task).teacher_labels.lines == 100
+        assert labelled.resolve(task).hash() != plain.resolve(task).hash()
+        assert "teacher_labels" not in plain.resolve(task).as_dict()
+
+
+def test_raw_lines_split_into_words_as_the_token_datasets_are():
+    assert split_words("V Bratislave, 12. mája 2019 (Slovensko).") == [
+        "V", "Bratislave", ",", "12", ".", "mája", "2019", "(", "Slovensko", ")", "."]
+    assert split_words("  ") == []
+
+
+def test_token_kd_loss_is_the_mean_kl_over_the_words_both_models_placed():
+    temperature = 2.0
+    # two lines: the teacher placed words 0 and 2 of the first (word 1 was cut off: NaN) and the
+    # only word of the second; the student placed words 0 and 1 of the first at positions 1 and 3
+    nan = float("nan")
+    teacher_rows = [torch.tensor([[0.0, 2.0], [nan, nan], [1.0, 0.0]]), torch.tensor([[1.0, 1.0]])]
+    targets = [word_targets(teacher_rows[0], [1, 3, -1]), word_targets(teacher_rows[1], [1])]
+    assert targets[0][0] == [1] and targets[1][0] == [1]
+    assert word_targets(teacher_rows[0], [-1, 2, -1]) is None  # no word both placed
+    logits = torch.zeros(2, 4, 2)
+    logits[0, 1] = torch.tensor([1.0, 0.0])
+    logits[0, 3] = torch.tensor([5.0, -5.0])  # a word the teacher did not place: must not count
+    expected = kd_loss(torch.tensor([[1.0, 0.0], [0.0, 0.0]]), torch.tensor([[0.0, 2.0], [1.0, 1.0]]), temperature)
+    assert token_kd_loss(logits, targets, temperature).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_word_logits_takes_each_words_first_sub_word_row():
+    logits = torch.arange(10.0).reshape(5, 2)
+    rows = word_logits(logits, [1, -1, 3])
+    assert rows[0].tolist() == [2.0, 3.0] and rows[2].tolist() == [6.0, 7.0]
+    assert torch.isnan(rows[1]).all()
 
 
 @pytest.fixture
@@ -128,5 +157,74 @@ def test_the_runner_lets_teachers_write_and_their_points_read(toy_tasks, tmp_pat
     assert jobs["t"].path == jobs["t--mlt--p"].path == labels_path("t", "topic", "mlt_Latn", 42, proto.hash())
     assert jobs["t"].texts == tuple(f"mlt_Latn line {i}" for i in range(5)) and jobs["t--mlt--p"].weight == 0.5
     assert jobs["m"] is None  # no teacher: plain fine-tuning
-    pos = grid.protocol.resolve("pos")
-    assert setup.label_job(PlannedRun(point, "pos", "mlt_Latn", 42, pos.hash()), pos) is None
+    pos = grid.protocol.resolve("pos")  # token tasks learn per-word labels: a job of their own
+    job = setup.label_job(PlannedRun(point, "pos", "mlt_Latn", 42, pos.hash()), pos)
+    assert job.mode == "read" and job.path == labels_path("t", "pos", "mlt_Latn", 42, pos.hash()) != jobs["t"].path
+
+
+@pytest.fixture
+def toy_token(toy_tasks, tmp_path):
+    teacher = save_tiny_model(tmp_path / "teacher", "bert", layers=2, seed=0)
+    student = save_tiny_model(tmp_path / "student", "bert", layers=1, seed=1)
+    data = load_task_data("toy_pos", "mlt_Latn", toy_tasks)
+    texts = tuple(f"{n} {a}, the {n}." for a in ("red", "big", "blue") for n in ("cat", "dom", "pes", "nyumba"))
+    return teacher, student, data, texts
+
+
+def test_the_teacher_writes_one_row_per_word_for_token_tasks(toy_token, tmp_path):
+    teacher, _, data, texts = toy_token
+    path = tmp_path / "labels.pt"
+    proto = Protocol(**FAST).resolve("toy_pos")
+    tuner = Finetuner(teacher, get_task("toy_pos"), data, proto, seed=1, progress=False,
+                      label_job=LabelJob("write", path, texts, 1.0, 2.0))
+    tuner.run()
+    rows = load_labels(path, list(data.labels), texts)
+    assert [r.shape for r in rows] == [(len(split_words(t)), len(data.labels)) for t in texts]
+    assert all(torch.isfinite(r).all() for r in rows)  # short lines: every word placed
+    # the stored rows are the teacher's own predictions at each word's first sub-word
+    tokenizer = load_tokenizer(teacher)
+    words = split_words(texts[0])
+    enc = tokenizer(words, is_split_into_words=True, return_tensors="pt")
+    first = [enc.word_ids().index(w) for w in range(len(words))]
+    tuner.trained.eval()
+    with torch.no_grad():
+        own = tuner.trained(**enc).logits[0, first]
+    assert torch.allclose(rows[0], own, atol=1e-4)
+
+
+def test_a_student_learns_the_teachers_per_word_labels(toy_token, tmp_path):
+    """Per-word soft labels that all name the tag a plainly fine-tuned student predicts least on
+    the unlabeled words pull a student fine-tuned with them (heavy weight) to that tag."""
+    _, student, data, texts = toy_token
+    labels = list(data.labels)
+    tokenizer = load_tokenizer(student)
+    proto = Protocol(**FAST).resolve("toy_pos")
+    lines = texts * 4
+    words = [split_words(t) for t in texts]
+
+    def predicted_shares(job):
+        tuner = Finetuner(student, get_task("toy_pos"), data, proto, seed=3, progress=False, label_job=job)
+        tuner.run()
+        tuner.trained.eval()
+        preds = []
+        with torch.no_grad():
+            for w in words:
+                enc = tokenizer(w, is_split_into_words=True, return_tensors="pt")
+                first = [enc.word_ids().index(i) for i in range(len(w))]
+                preds += tuner.trained(**enc).logits[0, first].argmax(-1).tolist()
+        return tuner.report, [sum(p == k for p in preds) / len(preds) for k in range(len(labels))]
+
+    plain_report, plain = predicted_shares(None)
+    target = min(range(len(labels)), key=lambda k: plain[k])
+    forced = []
+    for t in lines:
+        rows = torch.full((len(split_words(t)), len(labels)), -8.0)
+        rows[:, target] = 8.0
+        forced.append(rows)
+    path = tmp_path / "labels.pt"
+    save_labels(path, forced, labels, lines, meta={})
+    report, taught = predicted_shares(LabelJob("read", path, lines, 10.0, 1.0))
+    assert plain_report.teacher_labels is None
+    assert report.teacher_labels == {"read": str(path), "lines": len(lines),
+                                     "words": sum(len(split_words(t)) for t in lines)}
+    assert taught[target] >= plain[target] + 0.3, (labels[target], plain, taught)
