@@ -77,23 +77,32 @@ def test_word_logits_takes_each_words_first_sub_word_row():
     assert torch.isnan(rows[1]).all()
 
 
-@pytest.fixture
-def toy(toy_tasks, tmp_path):
+def _teacher_student_data(tmp_path, toy_tasks, task: str, line: str):
+    """Two tiny models, a toy task's data and twelve unlabeled lines made from `line`."""
     teacher = save_tiny_model(tmp_path / "teacher", "bert", layers=2, seed=0)
     student = save_tiny_model(tmp_path / "student", "bert", layers=1, seed=1)
-    data = load_task_data("toy_topic", "mlt_Latn", toy_tasks)
-    texts = tuple(f"the {a} {n} sleeps" for a in ("red", "big", "blue") for n in ("cat", "dom", "pes", "nyumba"))
-    return teacher, student, data, texts
+    texts = tuple(line.format(a=a, n=n) for a in ("red", "big", "blue") for n in ("cat", "dom", "pes", "nyumba"))
+    return teacher, student, load_task_data(task, "mlt_Latn", toy_tasks), texts
+
+
+@pytest.fixture
+def toy(toy_tasks, tmp_path):
+    return _teacher_student_data(tmp_path, toy_tasks, "toy_topic", "the {a} {n} sleeps")
+
+
+def _teacher_writes(models_data, task: str, tmp_path):
+    """The teacher's run with a 'write' job: (its tuner, the labels' path, the stored labels)."""
+    teacher, _, data, texts = models_data
+    path = tmp_path / "labels.pt"
+    tuner = Finetuner(teacher, get_task(task), data, Protocol(**FAST).resolve(task), seed=1, progress=False,
+                      label_job=LabelJob("write", path, texts, 1.0, 2.0))
+    tuner.run()
+    return tuner, path, load_labels(path, list(data.labels), texts)
 
 
 def test_the_teacher_writes_soft_labels_for_the_unlabeled_text(toy, tmp_path):
-    teacher, _, data, texts = toy
-    path = tmp_path / "labels.pt"
-    proto = Protocol(**FAST).resolve("toy_topic")
-    tuner = Finetuner(teacher, get_task("toy_topic"), data, proto, seed=1, progress=False,
-                      label_job=LabelJob("write", path, texts, 1.0, 2.0))
-    tuner.run()
-    logits = load_labels(path, list(data.labels), texts)
+    _, _, data, texts = toy
+    tuner, path, logits = _teacher_writes(toy, "toy_topic", tmp_path)
     assert logits.shape == (len(texts), len(data.labels)) and torch.isfinite(logits).all()
     assert tuner.report.teacher_labels == {"wrote": str(path), "lines": len(texts)}
     with pytest.raises(DataError, match="other labels or text"):
@@ -164,21 +173,12 @@ def test_the_runner_lets_teachers_write_and_their_points_read(toy_tasks, tmp_pat
 
 @pytest.fixture
 def toy_token(toy_tasks, tmp_path):
-    teacher = save_tiny_model(tmp_path / "teacher", "bert", layers=2, seed=0)
-    student = save_tiny_model(tmp_path / "student", "bert", layers=1, seed=1)
-    data = load_task_data("toy_pos", "mlt_Latn", toy_tasks)
-    texts = tuple(f"{n} {a}, the {n}." for a in ("red", "big", "blue") for n in ("cat", "dom", "pes", "nyumba"))
-    return teacher, student, data, texts
+    return _teacher_student_data(tmp_path, toy_tasks, "toy_pos", "{n} {a}, the {n}.")
 
 
 def test_the_teacher_writes_one_row_per_word_for_token_tasks(toy_token, tmp_path):
     teacher, _, data, texts = toy_token
-    path = tmp_path / "labels.pt"
-    proto = Protocol(**FAST).resolve("toy_pos")
-    tuner = Finetuner(teacher, get_task("toy_pos"), data, proto, seed=1, progress=False,
-                      label_job=LabelJob("write", path, texts, 1.0, 2.0))
-    tuner.run()
-    rows = load_labels(path, list(data.labels), texts)
+    tuner, _, rows = _teacher_writes(toy_token, "toy_pos", tmp_path)
     assert [r.shape for r in rows] == [(len(split_words(t)), len(data.labels)) for t in texts]
     assert all(torch.isfinite(r).all() for r in rows)  # short lines: every word placed
     # the stored rows are the teacher's own predictions at each word's first sub-word
