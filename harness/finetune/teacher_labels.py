@@ -16,7 +16,6 @@ protocol hash: these runs form their own protocol family and are never mixed wit
 from __future__ import annotations
 
 import hashlib
-import math
 import random
 import re
 from dataclasses import dataclass
@@ -116,8 +115,8 @@ def word_logits(logits: torch.Tensor, positions: list[int]) -> torch.Tensor:
 def word_targets(teacher_rows: torch.Tensor, positions: list[int]) -> tuple[list[int], torch.Tensor] | None:
     """Where a student learns one line's per-word soft labels: (its positions of the words both
     models placed, the teacher's rows for them), or None where there is no such word."""
-    keep = [w for w, p in enumerate(positions)
-            if p >= 0 and w < len(teacher_rows) and not math.isnan(float(teacher_rows[w, 0]))]
+    unplaced = torch.isnan(teacher_rows[:, 0]).tolist()  # one pass, not a tensor read per word
+    keep = [w for w, p in enumerate(positions) if p >= 0 and w < len(unplaced) and not unplaced[w]]
     if not keep:
         return None
     return [positions[w] for w in keep], teacher_rows[keep]
