@@ -3,10 +3,11 @@ results land in DuckDB, a second eval skips them, a failure is stored and the gr
 interrupted grid resumes without duplicates, and `harness results` prints the summary again."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from typer.testing import CliRunner
 
 from cli.app import app
-from harness.store import Store
 from tests.harness.conftest import rows, run_eval
 
 
@@ -113,32 +114,44 @@ def test_bad_model_directory_is_one_line_and_stores_nothing(tmp_path, toy_tasks)
 
 
 def test_sigterm_interrupts_like_ctrl_c(grid_file, tmp_path):
-    """A background job ignores SIGINT; `kill` must still stop a grid cleanly, leaving it to resume."""
+    """A background job ignores SIGINT; `kill` must still stop a grid cleanly, leaving it to resume.
+    The signal is sent while a run is certainly in progress: the toy grid's runs take well under a
+    second, so the process is started through a wrapper whose fine-tuning marks that it has begun
+    and then waits (a grid that finished before the signal arrived would test nothing)."""
     import os
     import signal
     import subprocess
     import sys
     import time
 
-    db = tmp_path / "r.duckdb"
-    env = {**os.environ, "HARNESS_TASK_DIRS": os.environ["HARNESS_TASK_DIRS"]}
-    proc = subprocess.Popen([sys.executable, "-m", "cli.app", "eval", "--models", str(grid_file),
+    db, started = tmp_path / "r.duckdb", tmp_path / "run-started"
+    wrapper = tmp_path / "slow_eval.py"
+    wrapper.write_text(
+        "import pathlib, sys, time\n"
+        "import harness.finetune.train as train\n"
+        "def slow(*args, **kwargs):\n"
+        f"    pathlib.Path({str(started)!r}).touch()\n"
+        "    time.sleep(300)  # the test's SIGTERM lands here, mid-run\n"
+        "train.finetune_and_score = slow\n"
+        "from cli.app import app\n"
+        "sys.argv = ['harness', *sys.argv[1:]]\n"
+        "sys.exit(app())\n")
+    env = {**os.environ, "HARNESS_TASK_DIRS": os.environ["HARNESS_TASK_DIRS"],
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, str(wrapper), "eval", "--models", str(grid_file),
                              "--db", str(db), "--data-dir", str(tmp_path / "data"), "--no-bench"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:  # wait until the first run has started
-        if db.exists():
-            try:
-                if Store(db, lock_timeout_s=0).query("SELECT count(*) FROM runs")[1][0][0]:
-                    break
-            except Exception:  # the writer holds the lock: it is working
-                pass
-        time.sleep(0.5)
+    while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert started.exists(), proc.communicate(timeout=60)[0]
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, out
     assert "run the same command again to resume" in out
     assert "Traceback" not in out
+    # the interrupted run stays claimed ('running'), so the same command re-runs it
+    assert rows(db, "SELECT status, count(*) FROM runs GROUP BY status") == [("running", 1)]
 
 
 def test_runs_record_their_precision_and_bf16_runs_are_other_runs(grid_file, tmp_path, monkeypatch):
