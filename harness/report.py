@@ -102,7 +102,7 @@ def teacher_comparison(store: Store, patterns: Sequence[str] = ("*",)) -> str:
 _POINT_SQL = f"""
 SELECT m.name, m.kind, m.teacher_key, m.language AS model_language, m.compression_ratio, r.model_key,
        r.task, r.language, r.seed, r.protocol_hash, s.value,
-       coalesce(p.label || CASE WHEN p.teacher_labels THEN '+teacher labels' ELSE '' END, '?') AS protocol
+       coalesce(p.label, '?') AS protocol
 FROM runs r
 JOIN scores s ON s.run_id = r.run_id AND s.split = 'test' AND s.is_main
 JOIN models m ON m.model_key = r.model_key
@@ -163,6 +163,18 @@ def against_baseline(groups: dict, baseline: str) -> dict:
     return out
 
 
+def _tell_apart_same_labels(rows: list[dict[str, Any]]) -> None:
+    """Two protocols of one task that read alike (say, two `standard` families whose epochs differ)
+    would pool into one row and overwrite each other's seeds: where a point's task and language has
+    runs under more than one protocol hash with the same label, each gets its hash in the label."""
+    hashes: dict[tuple, set[str]] = defaultdict(set)
+    for r in rows:
+        hashes[(r["name"], r["protocol"], r["task"], r["language"])].add(r["protocol_hash"])
+    for r in rows:
+        if len(hashes[(r["name"], r["protocol"], r["task"], r["language"])]) > 1:
+            r["protocol"] = f"{r['protocol']} #{r['protocol_hash'][:6]}"
+
+
 def point_changes(store: Store, baseline: str | None = None, tasks: Sequence[str] = ()) -> str:
     """`harness results --by-point`: one row per compressed point (its grid name, over every
     language it was built for), teacher and protocol: the change against the teacher over the
@@ -177,6 +189,7 @@ def point_changes(store: Store, baseline: str | None = None, tasks: Sequence[str
             if task not in stored:
                 raise UserError(unknown_name_message("task", task, stored))
         rows = [r for r in rows if r["task"] in tasks]
+    _tell_apart_same_labels(rows)
     teacher = {(r["model_key"], r["task"], r["language"], r["protocol_hash"], r["seed"]): r["value"]
                for r in rows if r["kind"] == "teacher"}
     groups: dict[tuple[str, str, str], dict[tuple[str, str], dict[int, float]]] = defaultdict(lambda: defaultdict(dict))

@@ -163,12 +163,18 @@ MIGRATIONS = [("benchmarks", "cpu_baseline_rss_mb", "DOUBLE"), ("runs", "worker"
 VIEW_COLUMNS = [("v_relative", "relative_std"), ("v_relative", "paired_seeds")]
 
 # Prepared views: everything that aggregates lives here, not in page code.
-# Per protocol hash: a short label (profile/precision) and whether it is task-specific distillation;
-# a protocol hash can sit in several families (token tasks under teacher_labels kept the plain hash
-# in stores written before they learned from the labels).
+# Per protocol hash, a short label: profile/precision, and for task-specific distillation its
+# settings (two families that differ only in them must not read alike). A protocol hash can sit in
+# several families: token tasks under teacher_labels kept the plain hash in stores written before
+# they learned from the labels, and those runs were plain, so only a hash that is teacher-label in
+# every family it sits in is labelled so.
 PROTOCOL_LABELS = """(SELECT protocol_hash,
-        any_value(profile) || '/' || coalesce(any_value(spec->>'precision'), '?') AS label,
-        bool_or(spec->>'teacher_labels' IS NOT NULL) AS teacher_labels
+        any_value(profile) || '/' || coalesce(any_value(spec->>'precision'), '?')
+        || CASE WHEN bool_and(spec->>'teacher_labels' IS NOT NULL)
+                THEN '+teacher labels(' || any_value(spec->'teacher_labels'->>'lines') || ' lines, w '
+                     || any_value(spec->'teacher_labels'->>'weight') || ', T '
+                     || any_value(spec->'teacher_labels'->>'temperature') || ')'
+                ELSE '' END AS label
     FROM protocols GROUP BY protocol_hash)"""
 
 VIEWS = """

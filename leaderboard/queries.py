@@ -18,7 +18,7 @@ import duckdb
 import pandas as pd
 
 from core.errors import UserError
-from harness.store import Store, StoreBusy, StoreError
+from harness.store import PROTOCOL_LABELS, Store, StoreBusy, StoreError
 
 # How long a page load waits for a writing grid to release the file before giving up.
 LOCK_TIMEOUT_S = 15.0
@@ -80,16 +80,18 @@ FROM lb_relative r LEFT JOIN languages l ON l.code = r.language;
 
 # A protocol family is a grid's whole protocol section: within it each task has one resolved
 # protocol (hash). Databases written before the `protocols` table existed get one family per hash.
-PROTOCOL_VIEW = """
+# label: the store's short label of the task's protocol (profile/precision, teacher-label settings).
+PROTOCOL_VIEW = f"""
 CREATE OR REPLACE TEMP VIEW lb_protocols AS
-SELECT protocol_id, task, protocol_hash, profile FROM protocols
+SELECT p.protocol_id, p.task, p.protocol_hash, p.profile, l.label
+FROM protocols p LEFT JOIN {PROTOCOL_LABELS} l USING (protocol_hash)
 UNION ALL
-SELECT DISTINCT r.protocol_hash, r.task, r.protocol_hash, NULL FROM runs r
+SELECT DISTINCT r.protocol_hash, r.task, r.protocol_hash, NULL, NULL FROM runs r
 WHERE NOT EXISTS (SELECT 1 FROM protocols p WHERE p.task = r.task AND p.protocol_hash = r.protocol_hash);
 """
 PROTOCOL_VIEW_WITHOUT_TABLE = """
 CREATE OR REPLACE TEMP VIEW lb_protocols AS
-SELECT DISTINCT protocol_hash AS protocol_id, task, protocol_hash, NULL AS profile FROM runs;
+SELECT DISTINCT protocol_hash AS protocol_id, task, protocol_hash, NULL AS profile, NULL AS label FROM runs;
 """
 
 # -- named queries ------------------------------------------------------------------------------
@@ -106,7 +108,8 @@ SQL: dict[str, str] = {
                (SELECT count(*) FROM benchmarks WHERE status = 'done') AS n_benchmarks,
                (SELECT count(*) FROM languages) AS n_languages""",
     "protocols": """
-        SELECT p.protocol_id, any_value(p.profile) AS profile, count(DISTINCT r.run_id) AS n_runs,
+        SELECT p.protocol_id, any_value(p.profile) AS profile, max(p.label) AS label,  -- a teacher-label label sorts after the plain one it extends
+               count(DISTINCT r.run_id) AS n_runs,
                string_agg(DISTINCT p.task, ', ' ORDER BY p.task) AS tasks
         FROM lb_protocols p JOIN runs r ON r.task = p.task AND r.protocol_hash = p.protocol_hash
         WHERE r.status = 'done'

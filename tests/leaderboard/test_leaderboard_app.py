@@ -570,6 +570,26 @@ def test_a_single_seed_database_renders_every_view(tmp_path, monkeypatch):
     assert cells and all("(n=1)" in c and "±" not in c for c in cells), cells[:5]
 
 
+def test_the_protocol_picker_names_teacher_label_families_by_their_settings(tmp_path, monkeypatch):
+    """Plain fine-tuning and two teacher-label families (2,000 and 6,000 lines) of one grid's tasks
+    must be told apart in the picker by what they are, not by a hash alone."""
+    store = Store(tmp_path / "families.duckdb").init()
+    store.upsert_model(ModelRecord("teach", "teach", "teacher", "x", "teach", 100, 50, 50, teacher_data="cc100"))
+    labels = {"lines": 2000, "weight": 1.0, "temperature": 2.0}
+    for family, spec in (("plain", {"precision": "bf16"}),
+                         ("tl-two", {"precision": "bf16", "teacher_labels": labels}),
+                         ("tl-six", {"precision": "bf16", "teacher_labels": {**labels, "lines": 6000}})):
+        store.register_protocol(family, [("topic", f"h-{family}", "standard", spec)])
+        key = RunKey("teach", "topic", "mlt_Latn", 1, f"h-{family}")
+        store.start_run(RunInfo(key, "d", False, None))
+        store.finish_run(key, RunResult([Score("test", "accuracy", 0.8, True)], 1, 1, 1, 1, 0.0, 0.0))
+    picker = open_app(store.path, monkeypatch).selectbox(key="protocol")
+    shown = {option.split(" · ")[1].split()[0]: option.split(" · ")[0] for option in picker.options}
+    assert shown == {"plain": "standard/bf16",
+                     "tl-two": "standard/bf16+teacher labels(2000 lines, w 1.0, T 2.0)",
+                     "tl-six": "standard/bf16+teacher labels(6000 lines, w 1.0, T 2.0)"}
+
+
 def test_a_protocol_family_shows_every_task_with_its_own_settings(tmp_path, monkeypatch):
     """Token tasks resolve to other settings (another hash) than sequence tasks within one grid's
     protocol: the leaderboard must show both under the one family, never one task alone."""
