@@ -44,7 +44,7 @@ from compression.distill.ddp import DistEnv, all_gather_objects, all_reduce_sum,
 from compression.distill.flops import distill_flops_per_token
 from compression.distill.losses import HiddenStateLoss, make_layer_map
 from compression.distill.models import (KEPT_TOKEN_IDS_FILE, has_mlm_head, load_model, load_tokenizer,
-                                        teacher_token_map)
+                                        read_hidden_map, teacher_token_map)
 from compression.distill.target_store import TeacherTargetStore, teacher_digest, worth_it
 from compression.distill.objective import (HIDDEN_LOSS_KIND, AttentionSpec, BatchBuilder, DistillObjective,
                                            LossKind, Teacher, TeacherStateCache, is_mlm_loss, weighted_loss)
@@ -263,7 +263,8 @@ def _build(student_dir: Path, teacher_dir: Path, texts: list[str], cfg: DistillC
         if kind == "tinybert":
             layer_map = {0: 0, **layer_map}  # TinyBERT's embedding-layer loss
         if kind in HIDDEN_LOSS_KIND:
-            hidden_loss = HiddenStateLoss(layer_map, s_cfg.hidden_size, t_cfg.hidden_size, HIDDEN_LOSS_KIND[kind])
+            hidden_loss = HiddenStateLoss(layer_map, s_cfg.hidden_size, t_cfg.hidden_size, HIDDEN_LOSS_KIND[kind],
+                                          start=_projection_start(student_dir, s_cfg.hidden_size, t_cfg.hidden_size))
             teacher_layers = sorted(set(layer_map.values()))
         else:
             layer_map = None
@@ -282,6 +283,13 @@ def _build(student_dir: Path, teacher_dir: Path, texts: list[str], cfg: DistillC
                                  temperature=cfg.temperature, logit_positions=cfg.logit_positions,
                                  attention=attention).to(device)
     return _Parts(kind, student, teacher, objective, batches, plan, layer_map, cache, precision)
+
+
+def _projection_start(student_dir: Path, student_width: int, teacher_width: int) -> torch.Tensor | None:
+    """The hidden stage's map when the student came straight out of one and the teacher has the
+    width the map leads back to (vocabulary, depth and FFN cuts keep the hidden coordinates)."""
+    start = read_hidden_map(student_dir)
+    return start if start is not None and tuple(start.shape) == (teacher_width, student_width) else None
 
 
 def _target_store(root: Path, teacher_dir: Path, teacher: Teacher, ids: list[list[int]], batches: BatchBuilder,

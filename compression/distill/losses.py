@@ -131,27 +131,34 @@ class HiddenStateLoss(nn.Module):
     """MSE or cosine loss between mapped hidden states, averaged over the mapped layers.
 
     When the widths differ, each mapped student layer gets a trainable linear projection to the
-    teacher's width (TinyBERT's W_h, one per layer). It starts as the "truncation" embedding: student
-    dimension j maps to teacher dimension j, which is exactly right for a student whose hidden size
-    was cut by keeping the teacher's first dimensions, and a neutral start otherwise. Train its
+    teacher's width (TinyBERT's W_h, one per layer). It starts from `start` (teacher x student
+    width, the hidden stage's map: teacher state ~= student state @ start.T) when given, else as
+    the "truncation" embedding: student dimension j maps to teacher dimension j, which is the map
+    of a student whose hidden size was cut by keeping the teacher's first dimensions. Train its
     parameters together with the student's; they are not part of the distilled model.
     """
 
     def __init__(self, layer_map: Mapping[int, int], student_width: int, teacher_width: int,
-                 kind: Literal["mse", "cosine"] = "mse"):
+                 kind: Literal["mse", "cosine"] = "mse", start: Tensor | None = None):
         super().__init__()
         if kind not in HIDDEN_LOSSES:
             raise ConfigError(f"hidden-state loss must be one of {sorted(HIDDEN_LOSSES)}, got {kind!r}")
         self.layer_map = dict(layer_map)
         self.kind = kind
         self.projections = nn.ModuleDict()
+        if start is not None and tuple(start.shape) != (teacher_width, student_width):
+            raise ConfigError(f"hidden-state projection start: shape {tuple(start.shape)}, expected "
+                              f"(teacher width {teacher_width}, student width {student_width})")
         if student_width != teacher_width:
             for s in self.layer_map:
                 proj = nn.Linear(student_width, teacher_width)
                 with torch.no_grad():
                     proj.weight.zero_()
-                    k = min(student_width, teacher_width)
-                    proj.weight[:k, :k] = torch.eye(k)
+                    if start is not None:
+                        proj.weight.copy_(start)
+                    else:
+                        k = min(student_width, teacher_width)
+                        proj.weight[:k, :k] = torch.eye(k)
                     proj.bias.zero_()
                 self.projections[str(s)] = proj
 

@@ -15,11 +15,17 @@ from typing import Sequence
 
 import torch
 from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer, PreTrainedModel
 
 from core.errors import ModelLoadError
 
 KEPT_TOKEN_IDS_FILE = "kept_token_ids.json"
+# Written by the hidden stage, read by the distillation after it, never carried further (it is not
+# among modelio's CARRIED_FILES): the teacher x student hidden-width matrix M with teacher state ~=
+# student state @ M.T (one-hot columns of the kept dimensions, or the SVD projection). It starts
+# the hidden-state loss's projection.
+HIDDEN_MAP_FILE = "hidden_map.safetensors"
 SAFETENSORS_FILE = "model.safetensors"
 SAFETENSORS_INDEX_FILE = "model.safetensors.index.json"
 TOKENIZER_CHECK_TEXTS = 64  # texts encoded by both tokenizers to confirm they agree
@@ -152,3 +158,14 @@ def _check_same_tokenizer(student_tok, teacher_tok, sample_texts, student_dir, t
     texts = [t for t in sample_texts[:TOKENIZER_CHECK_TEXTS] if t.strip()]
     if texts and student_tok(texts)["input_ids"] != teacher_tok(texts)["input_ids"]:
         raise ModelLoadError(f"the tokenizers of {student_dir} and {teacher_dir} split the same text differently; {fix}")
+
+
+def write_hidden_map(model_dir: Path, teacher_from_student: torch.Tensor) -> None:
+    save_file({"teacher_from_student": teacher_from_student.detach().float().contiguous()},
+              str(Path(model_dir) / HIDDEN_MAP_FILE))
+
+
+def read_hidden_map(model_dir: Path) -> torch.Tensor | None:
+    """The hidden stage's map of a model that came straight out of it (HIDDEN_MAP_FILE), or None."""
+    path = Path(model_dir) / HIDDEN_MAP_FILE
+    return load_file(str(path))["teacher_from_student"] if path.is_file() else None

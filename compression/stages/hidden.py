@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from compression.distill.models import write_hidden_map
 from compression.schema import HiddenStage
 from compression.tensors.importance import axis_terms, calibrate
 from compression.tensors.modelio import load_state, save_model
@@ -33,7 +34,7 @@ from compression.tensors.surgery import Surgery, apply_surgery, head_dims
 from core.errors import ConfigError
 
 # bump when a change of this module changes what it outputs: it is part of every cache key
-VERSION = 1
+VERSION = 2  # 2: writes hidden_map.safetensors, which starts the next distillation's projection
 
 
 def svd_projection(state: dict[str, torch.Tensor], size: int) -> tuple[torch.Tensor, float]:
@@ -106,7 +107,20 @@ def apply(parent_dir: Path, cfg: HiddenStage, ctx, out_dir: Path) -> dict:
     config.hidden_size = cfg.size
     config.num_attention_heads = heads
     save_model(out_dir, config, new_state, parent_dir=Path(parent_dir))
+    write_hidden_map(out_dir, parent_from_new(surgery, shape.hidden, cfg.size))
     return report
+
+
+def parent_from_new(surgery: Surgery, parent_width: int, width: int) -> torch.Tensor:
+    """The parent x new hidden-width matrix M with parent hidden state ~= new hidden state @ M.T:
+    the SVD projection itself, or a one-hot column per kept dimension. Without it the distillation
+    after this stage would start its projection as if the first dimensions had been kept, which is
+    right for truncate only, and far off for svd and importance (a rotated or reordered space)."""
+    if surgery.hidden_proj is not None:
+        return surgery.hidden_proj.float()
+    m = torch.zeros(parent_width, width)
+    m[surgery.hidden_index.long(), torch.arange(width)] = 1.0
+    return m
 
 
 def check(shape: ModelShape, cfg: HiddenStage) -> None:

@@ -81,6 +81,25 @@ def test_width_mismatch_trains_the_projection(tmp_path):
         assert (w - start).abs().max() > 1e-3  # it moved from its truncation-embedding start
 
 
+def test_a_student_of_the_hidden_stage_starts_the_projection_from_its_map(tmp_path):
+    """A student cut to hidden 16 by SVD lives in a rotated space: the distillation must start its
+    projection from the stage's map, not from the truncation embedding, which would pair the
+    student's dimensions with the wrong teacher dimensions (a far higher starting loss)."""
+    from compression.distill.models import HIDDEN_MAP_FILE
+    from compression.schema import HiddenStage
+    from compression.stages import hidden
+
+    teacher, _ = teacher_and_student(tmp_path, kind="bert", mlm_head=False)
+    student = tmp_path / "svd"
+    hidden.apply(teacher, HiddenStage(size=16, init="svd", heads=2), None, student)
+    texts = corpus(16)
+    cfg = DistillConfig(loss="hidden_mse", layer_map="uniform", batch_size=8)
+    from_map = evaluate_loss(student, teacher, texts, cfg, device="cpu")
+    (student / HIDDEN_MAP_FILE).unlink()
+    from_truncation = evaluate_loss(student, teacher, texts, cfg, device="cpu")
+    assert from_map < 0.5 * from_truncation, (from_map, from_truncation)
+
+
 @pytest.mark.parametrize("loss", ["mlm_mse", "hidden_mse"])
 def test_resume_ends_with_the_weights_of_an_uninterrupted_run(tmp_path, loss):
     # dropout on, so that a resumed run must restore the RNG to draw the same dropout masks. fp32: in

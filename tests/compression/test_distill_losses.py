@@ -93,3 +93,20 @@ def test_hidden_state_loss_projection_starts_as_truncation_embedding_and_gets_gr
     value.backward()
     proj = loss.projections["1"]
     assert proj.weight.grad is not None and proj.weight.grad.abs().sum() > 0
+
+
+def test_hidden_state_loss_projection_starts_from_a_given_map():
+    """A student whose dimensions are the teacher's third and first (importance-style selection):
+    started from that map the projection puts them back where they came from and the loss is 0;
+    the truncation start puts them in the first two places. A map of the wrong shape is refused."""
+    start = torch.tensor([[0.0, 1.0], [0.0, 0.0], [1.0, 0.0]])   # teacher = [s1, 0, s0]
+    student = (torch.zeros(1, 1, 2), torch.tensor([[[3.0, 1.0]]]))
+    teacher = (None, torch.tensor([[[1.0, 0.0, 3.0]]]))
+    mask = torch.ones(1, 1)
+    mapped = HiddenStateLoss({1: 1}, student_width=2, teacher_width=3, kind="mse", start=start)
+    assert torch.equal(mapped.projections["1"].weight.detach(), start)
+    assert mapped(student, teacher, mask).item() == pytest.approx(0.0)
+    truncated = HiddenStateLoss({1: 1}, student_width=2, teacher_width=3, kind="mse")
+    assert truncated(student, teacher, mask).item() == pytest.approx((4.0 + 1.0 + 9.0) / 3)   # [3, 1, 0]
+    with pytest.raises(ConfigError, match=r"shape \(2, 3\), expected \(teacher width 3, student width 2\)"):
+        HiddenStateLoss({1: 1}, student_width=2, teacher_width=3, start=start.T)

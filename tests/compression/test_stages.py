@@ -76,3 +76,29 @@ def test_chained_manifest_accumulates(teachers, ctx, tmp_path):
     assert manifest["params"]["total"] < manifest["chain"][0]["params"]["total"]
     assert manifest["teacher"]["name"] == "tiny"
     assert all(e["wall_time_s"] >= 0 for e in manifest["chain"])
+
+
+@pytest.mark.parametrize("name", ["hidden-truncate", "hidden-svd", "hidden-importance"])
+def test_the_hidden_stage_writes_the_map_back_to_its_parents_width(name, teachers, ctx, tmp_path):
+    """The map the next distillation starts its projection from: parent x new width, and it is the
+    very map the stage applied (the new word embeddings are the parent's times it): one-hot columns
+    of the first dimensions (truncate) or the chosen ones (importance), orthonormal columns (svd)."""
+    from safetensors.torch import load_file
+
+    from compression.distill.models import read_hidden_map
+
+    parent, cfg = teachers["bert"], STAGES[name]
+    out = run_stage(parent, cfg, ctx, tmp_path / "out")
+    m = read_hidden_map(out)
+    parent_width = read_config(parent).hidden_size
+    assert m is not None and tuple(m.shape) == (parent_width, cfg.size)
+    if cfg.init == "svd":
+        assert torch.allclose(m.T @ m, torch.eye(cfg.size), atol=1e-4)
+    else:
+        assert torch.equal(m.sum(dim=0), torch.ones(cfg.size)) and set(m.unique().tolist()) == {0.0, 1.0}
+        assert m.sum(dim=1).max() == 1.0                       # no parent dimension kept twice
+        if cfg.init == "truncate":
+            assert torch.equal(m[:cfg.size], torch.eye(cfg.size))
+    old, new = load_file(str(parent / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    key = next(k for k in new if k.endswith("embeddings.word_embeddings.weight"))
+    assert torch.allclose(new[key], old[key] @ m, atol=1e-5)
