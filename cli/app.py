@@ -109,6 +109,22 @@ def _store(db: Optional[Path], grid=None) -> Store:
     return Store(path)
 
 
+def _reading_store(db: Optional[Path]) -> Store:
+    """The database a reading command reads: --db, else results/harness.duckdb, else (on a fresh
+    clone, with no results of one's own) the published snapshots under results/published/."""
+    from harness.published import PUBLISHED_DIR, is_snapshot, published_database, snapshot_database
+
+    if db is not None and is_snapshot(db):   # a Parquet snapshot folder, read as a database
+        return Store(snapshot_database([db]))
+    if db is None and not DEFAULT_DB.exists():
+        published = published_database()
+        if published is not None:
+            _echo(f"note: no {DEFAULT_DB} here: reading the published results ({PUBLISHED_DIR}/) "
+                  f"from {published}")
+            return Store(published)
+    return _store(db)
+
+
 def _grid_models(grid):
     """The grid's teachers and the models it lists (its compressed points aside)."""
     from harness.runner import models_from_grid, resolve_models
@@ -148,7 +164,7 @@ def eval_command(
 ) -> None:
     """Fine-tune and score every model of the grid on every task and language it names."""
     from harness.grid import load_grid
-    from harness.runner import elapsed, ensure_data, format_summary, register_protocol
+    from harness.runner import elapsed, ensure_data, grid_summary, register_protocol
     from tasks.fetch import resolve_data_dir
     from tasks.languages import language_rows
     from tasks.registry import has_data, license_notice_for
@@ -181,8 +197,7 @@ def eval_command(
         eval_models, outcome = _eval_local(grid, store, data_root, device, compress, retry_failed)
     if _bench_in_eval(grid, bench):
         _run_benchmarks(grid, eval_models, store, data_root, device, force=False)
-    columns, rows = store.summary()
-    typer.echo(format_summary(columns, rows, model_keys=[m.key for m in eval_models]))
+    typer.echo(grid_summary(store, grid, [m.key for m in eval_models]))
     other = f", {outcome.skipped_other} taken by another worker" if outcome.skipped_other else ""
     _echo(f"{outcome.done} run(s) done, {outcome.skipped_done} already stored{other}, "
           f"{len(outcome.failed)} failed; wall time {elapsed(t0)}")
@@ -263,7 +278,8 @@ def _run_benchmarks(grid, eval_models, store: Store, data_root: Path, device: Op
 @user_errors
 def results_command(
     db: Optional[Path] = DbOption,
-    split: str = typer.Option("test", "--split", help="test or dev"),
+    split: str = typer.Option("test", "--split", help="test (to report) or dev (to choose): the summary's "
+                                                       "and --by-point's scores"),
     model: Optional[str] = typer.Option(None, "--model", help="only this model key"),
     vs_teacher: bool = typer.Option(False, "--vs-teacher",
                                     help="one row per model and language: size, every task's score and "
@@ -274,8 +290,12 @@ def results_command(
                                        "language, paired by seed"),
     baseline: Optional[str] = typer.Option(None, "--baseline",
                                            help="with --by-point: compare every point with this point "
-                                                "(its grid name) instead of the teacher, in points of "
-                                                "the teacher's score, over the cells and seeds both have"),
+                                                "(its grid name, or NAME@BUILD) instead of the teacher, in "
+                                                "points of the teacher's score, over the cells and seeds "
+                                                "both have (ask it on --split dev to choose)"),
+    pool_builds: bool = typer.Option(False, "--pool-builds",
+                                     help="with --by-point: average several builds of one point name "
+                                          "(listed) instead of one row per build"),
     degradation: bool = typer.Option(False, "--degradation",
                                      help="per language, the drop of the recipe built for the most "
                                           "languages against its teacher, and its correlation with "
@@ -297,12 +317,22 @@ def results_command(
              "snapshot a notebook can read while a grid writes the database"),
     upgrade: bool = typer.Option(False, "--upgrade",
                                  help="migrate a file written by an older version first (writes it)"),
+    import_dir: Optional[Path] = typer.Option(
+        None, "--import", metavar="DIR",
+        help="load a Parquet snapshot (e.g. results/published/headline) into --db, adding only the rows "
+             "it lacks (nothing stored is replaced), then print the summary"),
 ) -> None:
     """Print the summary table (mean, std, n per model, task and language) from the database."""
+    from harness.paired import check_split
     from harness.report import point_changes, teacher_comparison
     from harness.runner import format_summary
 
-    store = _store(db)
+    check_split(split)
+    store = _store(db) if (import_dir is not None or upgrade) else _reading_store(db)
+    if import_dir is not None:
+        added = store.import_snapshot(import_dir)
+        _echo(f"imported {import_dir} into {store.path}: " + ", ".join(f"{n} {t}" for t, n in added.items())
+              + " row(s) added (rows already stored kept)")
     if upgrade:    # the one reading command that writes: an explicit request to migrate the file
         if not store.path.exists():
             raise UserError(f"no results database at {store.path} to upgrade")
@@ -312,6 +342,8 @@ def results_command(
         written = store.export(export[0], Path(export[1]))
         _echo(f"exported {len(written)} table(s) to {export[1]}: " + ", ".join(p.name for p in written))
         return
+    if pool_builds and not by_point:
+        raise UserError("--pool-builds pools the builds of --by-point: add --by-point")
     if baseline is not None and not by_point:
         raise UserError("--baseline compares points: add --by-point")
     if tasks and not (by_point or degradation):
@@ -321,18 +353,71 @@ def results_command(
         typer.echo(degradation_text(store.path, tuple(tasks or ()), protocol))
         return
     if by_point:
-        typer.echo(point_changes(store, baseline, tuple(tasks or ())) or (
+        typer.echo(point_changes(store, baseline, tuple(tasks or ()), split, pool_builds) or (
             f"no compressed point with teacher runs on its seeds in {store.path}" if baseline is None else
             f"no point shares a cell and seed with {baseline} in {store.path}"))
         return
     if vs_teacher:
         typer.echo(teacher_comparison(store, patterns or ["*"]) or f"no finished runs in {store.path}")
         return
-    columns, rows = store.summary(split=split)
+    columns, rows = store.summary(split=split, model_keys=[model] if model else None)
     if not rows:
+        if model:
+            from core.registry import unknown_name_message
+            _, known = store.query("SELECT DISTINCT model_key FROM runs WHERE status = 'done' ORDER BY 1",
+                                   read_only=True)
+            raise UserError(unknown_name_message("model", model, [k for (k,) in known]) + f" (in {store.path})")
         typer.echo(f"no finished runs in {store.path}")
         return
-    typer.echo(format_summary(columns, rows, model_keys=[model] if model else None))
+    typer.echo(format_summary(columns, rows))
+
+
+@app.command("report")
+@user_errors
+def report_command(
+    db: Optional[Path] = DbOption,
+    split: str = typer.Option("test", "--split", help="test (to report) or dev (to choose: the dev score of "
+                                                       "each run's kept epoch)"),
+    points: Optional[list[str]] = typer.Option(None, "--point", help="only this point: its grid name, or "
+                                                                     "NAME@BUILD (repeatable; default all)"),
+    protocol: Optional[str] = typer.Option(None, "--protocol", help="only this protocol family (its label, "
+                                                                    "e.g. standard/bf16, or its start)"),
+    tasks: Optional[list[str]] = typer.Option(None, "--task", help="only this task's cells (repeatable)"),
+    pool_builds: bool = typer.Option(False, "--pool-builds", help="average several builds of one point "
+                                                                  "name (listed in the output) instead of "
+                                                                  "one row per build"),
+    fmt: str = typer.Option("text", "--format", help="text or markdown"),
+    out: Optional[Path] = typer.Option(None, "--out", help="write the report to this file instead of printing"),
+) -> None:
+    """The headline measure per build and protocol family: the mean paired change against the teacher
+    over cells with its 95% interval, gains-as-zero, median cell, per task and language."""
+    import shlex
+    import sys
+
+    from harness.headline import build_report, render_markdown, render_text
+
+    if fmt not in ("text", "markdown"):
+        raise UserError(f"--format {fmt!r} is not known: choose text or markdown")
+    if out is not None and out.is_dir():
+        raise UserError(f"--out {out} is a directory: give a file path")
+    store = _reading_store(db).open_for_reading()
+    args = list(sys.argv[1:])
+    if "--out" in args:   # where it was written is not part of what reproduces it
+        i = args.index("--out")
+        del args[i:i + 2]
+    command = "harness " + " ".join(shlex.quote(a) for a in args) if args else "harness report"
+    source = str(db) if db is not None else str(store.path)
+    report = build_report(store, split, tuple(points or ()), protocol, tuple(tasks or ()), pool_builds,
+                          command=command, source=source)
+    text = (render_markdown if fmt == "markdown" else render_text)(report)
+    if not text:
+        raise UserError(f"no compressed point with teacher runs on its seeds in {store.path} ({split} scores)")
+    if out is None:
+        typer.echo(text)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text + ("" if text.endswith("\n") else "\n"), encoding="utf-8")
+    _echo(f"wrote {out}")
 
 
 @app.command("compress")
@@ -387,7 +472,7 @@ def leaderboard_command(
     """Open the Streamlit leaderboard on the results database (read-only)."""
     from leaderboard.launch import launch
 
-    raise typer.Exit(launch(db or DEFAULT_DB, port=port, headless=headless, address=address))
+    raise typer.Exit(launch(_reading_store(db).path, port=port, headless=headless, address=address))
 
 
 @app.command("export")

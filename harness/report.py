@@ -9,8 +9,7 @@ import statistics
 from collections import defaultdict
 from typing import Any, Sequence
 
-from core.errors import UserError
-from core.registry import unknown_name_message
+from harness.paired import Scope, against_baseline, paired_groups
 from harness.store import PROTOCOL_LABELS, Store
 
 TASK_ORDER = ("topic", "sentiment", "ner", "pos")
@@ -19,13 +18,14 @@ _SQL = """
 SELECT m.model_key, m.name, m.kind, m.teacher_key, coalesce(m.language, st.language) AS model_language,
        m.params_total, m.compression_ratio, m.stage_chain,
        st.task, st.language, st.protocol_hash, st.metric, st.mean, st.std, st.n, st.derived,
-       rel.teacher_score, rel.teacher_seeds_matched
+       rel.teacher_score, rel.teacher_seeds_matched, coalesce(p.label, '?') AS protocol
 FROM v_main_test st
 JOIN models m ON m.model_key = st.model_key
+LEFT JOIN {labels} p ON p.protocol_hash = st.protocol_hash
 LEFT JOIN v_relative rel ON rel.model_key = st.model_key AND rel.task = st.task
      AND rel.language = st.language AND rel.protocol_hash = st.protocol_hash AND rel.metric = st.metric
 ORDER BY st.language, m.teacher_key, m.params_total DESC, m.model_key, st.task
-"""
+""".format(labels=PROTOCOL_LABELS)
 
 
 def _records(store: Store, sql: str) -> list[dict[str, Any]]:
@@ -67,49 +67,42 @@ def teacher_comparison(store: Store, patterns: Sequence[str] = ("*",)) -> str:
     rows = _records(store, _SQL)
     if not rows:
         return ""
-    by_model: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
-    facts: dict[tuple[str, str], dict[str, Any]] = {}
+    by_model: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
+    facts: dict[tuple[str, str, str], dict[str, Any]] = {}
+    hashes: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    for r in rows:
+        hashes[(r["language"], r["model_key"], r["protocol"])].add(r["protocol_hash"])
     for r in rows:
         if r["kind"] != "teacher" and not any(fnmatch.fnmatch(r["model_key"], p) for p in patterns):
             continue
-        key = (r["language"], r["model_key"])
-        kept = by_model[key].get(r["task"])
-        if kept is None or r["n"] > kept["n"]:   # several protocols: the one with most seeds
-            by_model[key][r["task"]] = r
+        protocol = r["protocol"]
+        if len(hashes[(r["language"], r["model_key"], protocol)]) > 1:
+            protocol = f"{protocol} #{r['protocol_hash'][:6]}"   # two families that read alike
+        key = (r["language"], r["model_key"], protocol)
+        by_model[key][r["task"]] = r   # one row per model and protocol family: nothing to choose
         facts[key] = r
     tasks = _ordered({t for v in by_model.values() for t in v})
-    header = ["language", "model", "params", "fewer", *tasks, "rel. score"]
+    header = ["language", "model", "protocol", "params", "fewer", *tasks, "rel. score"]
     body: list[list[str]] = []
-    order = sorted(facts, key=lambda k: (k[0], facts[k]["teacher_key"],
+    order = sorted(facts, key=lambda k: (k[0], facts[k]["teacher_key"], k[2],
                                          facts[k]["kind"] != "teacher", -(facts[k]["params_total"] or 0), k[1]))
     for key in order:
         f, scores = facts[key], by_model[key]
         is_teacher = f["kind"] == "teacher"
         ratio = f["compression_ratio"] or 1.0
         rel = [s["mean"] / ref for s in scores.values() if (ref := _teacher_reference(s)[0])]
-        body.append([key[0], key[1], f"{(f['params_total'] or 0) / 1e6:.2f}M",
+        body.append([key[0], key[1], key[2], f"{(f['params_total'] or 0) / 1e6:.2f}M",
                      "-" if is_teacher else f"{100 * (1 - 1 / ratio):.1f}%",
                      *[_cell(scores[t], is_teacher) if t in scores else "-" for t in tasks],
                      "100%" if is_teacher else (f"{100 * statistics.mean(rel):.1f}%" if rel else "-")])
     return text_table(header, body, "cells: main test metric, mean±std (n seeds), then the change against the teacher's "
                  "mean on the same task, language, protocol and seeds (* the teacher lacks some of the "
                  "seeds: against all its seeds); † a derived split; rel. score: mean over the tasks of "
-                 "score / teacher's score.")
+                 "score / teacher's score. One row per model and protocol family (runs under two "
+                 "protocols are never pooled or chosen between).")
 
 
 # -- a point's change against its teacher over every task and language it has -----------------------
-
-_POINT_SQL = f"""
-SELECT m.name, m.kind, m.teacher_key, m.language AS model_language, m.compression_ratio, r.model_key,
-       r.task, r.language, r.seed, r.protocol_hash, s.value,
-       coalesce(p.label, '?') AS protocol
-FROM runs r
-JOIN scores s ON s.run_id = r.run_id AND s.split = 'test' AND s.is_main
-JOIN models m ON m.model_key = r.model_key
-LEFT JOIN {PROTOCOL_LABELS} p ON p.protocol_hash = r.protocol_hash
-WHERE r.status = 'done'
-"""
-
 
 def paired_change(cells: dict[tuple[str, str], dict[int, float]]) -> dict[str, Any]:
     """Summary of paired per-seed changes, `cells[(task, language)][seed]`: score / teacher's score
@@ -133,12 +126,6 @@ def pct(x: float | None, std: float | None = None) -> str:
     return f"{100 * x:+.1f}%" + (f" ± {100 * std:.1f}" if std is not None else "")
 
 
-def _point_name(row: dict[str, Any]) -> str:
-    """The grid's point name: a compressed point's display name is teacher--language--point."""
-    prefix = f"{row['teacher_key']}--{row['model_language']}--"
-    return row["name"][len(prefix):] if row["name"].startswith(prefix) else row["name"]
-
-
 def pct_points(x: float | None, std: float | None = None) -> str:
     """A difference of two relative scores, in points of the teacher's score."""
     if x is None:
@@ -146,86 +133,47 @@ def pct_points(x: float | None, std: float | None = None) -> str:
     return f"{100 * x:+.1f} pts" + (f" ± {100 * std:.1f}" if std is not None else "")
 
 
-def against_baseline(groups: dict, baseline: str) -> dict:
-    """Each group's per-seed changes minus those of the `baseline` point (same teacher, protocol,
-    task, language and seed): what the point gains or loses over the baseline, in points of the
-    teacher's score. Cells or seeds the baseline lacks are left out; the baseline itself too."""
-    out = {}
-    for (name, teach, proto), cells in groups.items():
-        base = groups.get((baseline, teach, proto))
-        if name == baseline or base is None:
-            continue
-        diff = {c: {seed: v - base[c][seed] for seed, v in seeds.items() if seed in base.get(c, {})}
-                for c, seeds in cells.items()}
-        diff = {c: v for c, v in diff.items() if v}
-        if diff:
-            out[(name, teach, proto)] = diff
-    return out
+def size_label(fewer: set[float]) -> str:
+    f = sorted(fewer)
+    return "-" if not f else f"{f[0]:.1f}%" if f[0] == f[-1] else f"{f[0]:.1f}-{f[-1]:.1f}%"
 
 
-def _tell_apart_same_labels(rows: list[dict[str, Any]]) -> None:
-    """Two protocols of one task that read alike (say, two `standard` families whose epochs differ)
-    would pool into one row and overwrite each other's seeds: where a point's task and language has
-    runs under more than one protocol hash with the same label, each gets its hash in the label."""
-    hashes: dict[tuple, set[str]] = defaultdict(set)
-    for r in rows:
-        hashes[(r["name"], r["protocol"], r["task"], r["language"])].add(r["protocol_hash"])
-    for r in rows:
-        if len(hashes[(r["name"], r["protocol"], r["task"], r["language"])]) > 1:
-            r["protocol"] = f"{r['protocol']} #{r['protocol_hash'][:6]}"
-
-
-def point_changes(store: Store, baseline: str | None = None, tasks: Sequence[str] = ()) -> str:
-    """`harness results --by-point`: one row per compressed point (its grid name, over every
-    language it was built for), teacher and protocol: the change against the teacher over the
+def point_changes(store: Store, baseline: str | None = None, tasks: Sequence[str] = (),
+                  split: str = "test", pool_builds: bool = False, scope: Scope | None = None) -> str:
+    """`harness results --by-point`: one row per build of a compressed point (its grid name, over
+    every language it was built for) and protocol family: the change against the teacher over the
     (task, language) cells it has, each compared on the same protocol and seeds. With `baseline`
-    (a point's grid name), the change against that point instead, paired the same way: the
-    question an ablation asks ("does this choice beat the default recipe on the same seeds?").
-    With `tasks`, only those tasks' cells count."""
-    rows = _records(store, _POINT_SQL)
-    if tasks:
-        stored = sorted({r["task"] for r in rows})
-        for task in tasks:
-            if task not in stored:
-                raise UserError(unknown_name_message("task", task, stored))
-        rows = [r for r in rows if r["task"] in tasks]
-    _tell_apart_same_labels(rows)
-    teacher = {(r["model_key"], r["task"], r["language"], r["protocol_hash"], r["seed"]): r["value"]
-               for r in rows if r["kind"] == "teacher"}
-    groups: dict[tuple[str, str, str], dict[tuple[str, str], dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
-    fewer: dict[tuple[str, str, str], set[float]] = defaultdict(set)
-    for r in rows:
-        ref = teacher.get((r["teacher_key"], r["task"], r["language"], r["protocol_hash"], r["seed"]))
-        if r["kind"] != "teacher" and ref:
-            group = (_point_name(r), r["teacher_key"], r["protocol"])
-            groups[group][(r["task"], r["language"])][r["seed"]] = r["value"] / ref - 1
-            if r["compression_ratio"]:
-                fewer[group].add(round(100 * (1 - 1 / r["compression_ratio"]), 1))
+    (a point's grid name, or NAME@BUILD), the change against that point instead, paired the same
+    way: the question an ablation asks ("does this choice beat the default recipe on the same
+    seeds?"), to be asked on `split="dev"`. With `tasks`, only those tasks' cells count."""
+    groups, notes = paired_groups(store, split, tasks, pool_builds, scope)
     fmt, what = pct, "mean over cells"
     if baseline is not None:
-        known = sorted({name for name, _, _ in groups})
-        if baseline not in known:
-            raise UserError(unknown_name_message("baseline point", baseline, known))
         groups, fmt, what = against_baseline(groups, baseline), pct_points, f"vs {baseline}, mean over cells"
     if not groups:
         return ""
-    header = ["point", "teacher", "fewer", "protocol", "cells", "languages", "tasks", what, "per seed (paired)"]
+    header = ["point", "build", "teacher", "fewer", "protocol", "cells", "languages", "tasks", what,
+              "per seed (paired)"]
     body = []
-    for (name, teach, proto), cells in sorted(groups.items()):
-        s = paired_change(cells)
-        f = sorted(fewer[(name, teach, proto)])
-        size = "-" if not f else f"{f[0]:.1f}%" if f[0] == f[-1] else f"{f[0]:.1f}-{f[-1]:.1f}%"
-        langs = sorted({lang for _, lang in cells})
-        point_tasks = _ordered({t for t, _ in cells})
+    for key, group in sorted(groups.items(), key=lambda kv: (kv[0].point, kv[0].teacher, kv[0].protocol, kv[0].build)):
+        s = paired_change(group.cells)
+        langs = sorted({lang for _, lang in group.cells})
+        point_tasks = _ordered({t for t, _ in group.cells})
         paired = f"{fmt(s['paired'][0], s['paired'][1])} (n={s['paired'][2]})" if s["paired"] else "-"
-        body.append([name, teach, size, proto, str(len(cells)), ",".join(langs), ",".join(point_tasks), fmt(s["mean"]), paired])
+        derived = "†" if group.derived else ""
+        body.append([key.point, key.build, key.teacher, size_label(group.fewer), key.protocol,
+                     f"{len(group.cells)}{derived}", ",".join(langs), ",".join(point_tasks), fmt(s["mean"]), paired])
     pooling = ("mean over cells: the mean of each cell's mean over seeds; per seed: mean ± sample std over "
                "the seeds every cell has of the mean over cells.")
+    scored = f"{split} scores (main metric); " if split != "test" else ""
     if baseline is not None:
-        legend = (f"change: (score - {baseline}'s score) / teacher's score, on the same task, language, "
+        legend = (f"{scored}change: (score - {baseline}'s score) / teacher's score, on the same task, language, "
                   f"protocol and seed, in points of the teacher's score; only the cells and seeds both "
                   f"have. {pooling}")
     else:
-        legend = ("change: score / teacher's score on the same task, language, protocol and seed - 1; "
-                  f"{pooling} Points are grouped by grid name.")
-    return text_table(header, body, legend)
+        legend = (f"{scored}change: score / teacher's score on the same task, language, protocol and seed - 1; "
+                  f"{pooling}")
+    legend += (" One row per build (the model keys of the point's languages, `build` a short id of them) "
+               "and protocol family; † some cells are derived splits (`harness report` shows the mean "
+               "without them).")
+    return text_table(header, body, "\n".join([legend, *(f"note: {n}" for n in notes)]))

@@ -14,7 +14,7 @@ import time
 import traceback
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 from core import interrupt
 from core.errors import DataError, UserError
@@ -319,6 +319,31 @@ def format_summary(columns: list[str], rows: list[tuple], model_keys: Iterable[s
             f"{row[idx['protocol']]:<{pwidth}} {row[idx['metric']]:<15} {row[idx['mean']]:>7.4f} "
             f"{(f'{std:.4f}' if std is not None else '-'):>7} {row[idx['n']]:>3}{flag}")
     return "\n".join(lines)
+
+
+def grid_summary(store: Store, grid: Grid, model_keys: Sequence[str]) -> str:
+    """What `harness eval` prints at the end: this grid's runs only (its models, tasks, languages,
+    seeds and protocol), then each compressed point's change against the teacher, paired by seed,
+    with the protocol named and, with one seed, the warning that it is no finding."""
+    from harness.paired import Scope
+    from harness.report import point_changes
+
+    hashes = sorted({grid.protocol.resolve(task).hash() for task in grid.tasks})
+    seeds = grid.seeds.values()
+    columns, rows = store.summary(model_keys=list(model_keys), tasks=list(grid.tasks),
+                                  languages=list(grid.languages), seeds=seeds, protocol_hashes=hashes)
+    if not rows:
+        return f"no finished runs of this grid in {store.path}"
+    parts = [format_summary(columns, rows)]
+    scope = Scope(frozenset(model_keys), frozenset(grid.tasks), frozenset(grid.languages), frozenset(seeds),
+                  frozenset(hashes))
+    changes = point_changes(store, scope=scope)
+    if changes:
+        parts += ["", "Change against the teacher (test scores, paired by seed; protocol as labelled):", changes]
+        if len(seeds) == 1:
+            parts.append("One seed: no interval, and a one-seed difference is not a finding. The headline "
+                         "(examples/headline.yaml, 3 seeds) is reported by `harness report`.")
+    return "\n".join(parts)
 
 
 def elapsed(t0: float) -> str:

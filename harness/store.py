@@ -346,6 +346,8 @@ class StoreBusy(StoreError):
 # The tables every harness results file has (a DuckDB file without them belongs to something else).
 HARNESS_TABLES = frozenset({"meta", "models", "runs", "scores", "languages", "benchmarks"})
 HARNESS_VIEWS = frozenset({"v_score_summary", "v_main_test", "v_relative", "v_bench_vs_teacher"})
+# The tables a snapshot import loads, parents first (meta stays the file's own).
+IMPORT_ORDER = ("languages", "models", "protocols", "runs", "scores", "benchmarks")
 _OTHER_DB = "pass another file with --db, or a path that does not exist yet to create one"
 
 
@@ -651,14 +653,65 @@ class Store:
                 written.append(out)
         return written
 
-    def summary(self, split: str = "test") -> tuple[list[str], list[tuple]]:
-        """Mean, std and n per model, task, language and metric (main metric first)."""
+    def import_snapshot(self, directory: Path) -> dict[str, int]:
+        """Load a Parquet snapshot (`export("parquet", ...)`: one file per table) into this file,
+        adding only rows whose keys it lacks: a row already stored is never replaced. Returns the
+        rows added per table. Everything is checked before the first write."""
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise UserError(f"--import {directory}: no such directory; give a folder written by "
+                            "`harness results --export parquet DIR` (e.g. results/published/headline)")
+        missing = [t for t in ("models", "runs", "scores") if not (directory / f"{t}.parquet").is_file()]
+        if missing:
+            raise UserError(f"--import {directory}: not a results snapshot (no {', '.join(m + '.parquet' for m in missing)}); "
+                            "give a folder written by `harness results --export parquet DIR`")
+        tables = [t for t in IMPORT_ORDER if (directory / f"{t}.parquet").is_file()]
+        with duckdb.connect() as scratch:   # read every file before touching the database
+            scratch.execute(SCHEMA)
+            for table, column, sql_type in MIGRATIONS:
+                scratch.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {sql_type}")
+            columns = {}
+            for t in tables:
+                have = [d[0] for d in scratch.execute(
+                    "SELECT * FROM read_parquet(?) LIMIT 0", [str(directory / f"{t}.parquet")]).description]
+                known = {r[0] for r in scratch.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [t]).fetchall()}
+                unknown = sorted(set(have) - known)
+                if unknown:
+                    raise UserError(f"--import {directory}: {t}.parquet has columns this version does not "
+                                    f"know ({', '.join(unknown[:4])}); upgrade the harness")
+                columns[t] = have
+        self.init()
+        added = {}
+        with self.transaction() as con:
+            for t in tables:
+                before = con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                cols = ", ".join(f'"{c}"' for c in columns[t])
+                con.execute(f"INSERT OR IGNORE INTO {t} ({cols}) SELECT {cols} FROM read_parquet(?)",
+                            [str(directory / f"{t}.parquet")])
+                added[t] = con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] - before
+        return added
+
+    def summary(self, split: str = "test", model_keys: Sequence[str] | None = None,
+                tasks: Sequence[str] | None = None, languages: Sequence[str] | None = None,
+                seeds: Sequence[int] | None = None,
+                protocol_hashes: Sequence[str] | None = None) -> tuple[list[str], list[tuple]]:
+        """Mean, std and n per model, task, language, protocol and metric (main metric first), over
+        the finished runs the filters keep (None: no filter; a grid's summary passes its own)."""
+        filters, params = ["r.status = 'done'", "s.split = ?"], [split]
+        for column, allowed in (("s.model_key", model_keys), ("s.task", tasks), ("s.language", languages),
+                                ("s.seed", seeds), ("s.protocol_hash", protocol_hashes)):
+            if allowed is not None:
+                filters.append(f"list_contains(?, {column})")
+                params.append(list(allowed))
         return self.query(
-            f"""SELECT v.model_key, v.task, v.language, v.metric, v.mean, v.std, v.n, v.derived,
-                      coalesce(p.label || ' ', '') || left(v.protocol_hash, 6) AS protocol
-               FROM v_score_summary v
-               LEFT JOIN {PROTOCOL_LABELS} p USING (protocol_hash)
-               WHERE v.split = ?
-               ORDER BY v.model_key, v.task, v.language, protocol, NOT v.is_main, v.metric""",
-            [split], read_only=True,
+            f"""SELECT s.model_key, s.task, s.language, s.metric, avg(s.value) AS mean,
+                      stddev_samp(s.value) AS std, count(*) AS n, bool_or(s.derived) AS derived,
+                      coalesce(any_value(p.label) || ' ', '') || left(s.protocol_hash, 6) AS protocol
+               FROM scores s JOIN runs r USING (run_id)
+               LEFT JOIN {PROTOCOL_LABELS} p ON p.protocol_hash = s.protocol_hash
+               WHERE {' AND '.join(filters)}
+               GROUP BY s.model_key, s.task, s.language, s.metric, s.protocol_hash
+               ORDER BY s.model_key, s.task, s.language, protocol, NOT bool_or(s.is_main), s.metric""",
+            params, read_only=True,
         )

@@ -32,7 +32,7 @@ def test_rows_show_size_scores_and_change_against_the_teacher(tmp_path):
 
     text = teacher_comparison(store, ["*small*", "*absent*"])
     lines = text.splitlines()
-    assert lines[0].split()[:6] == ["language", "model", "params", "fewer", "topic", "pos"]
+    assert lines[0].split()[:7] == ["language", "model", "protocol", "params", "fewer", "topic", "pos"]
     teacher = next(line for line in lines if line.startswith("mlt_Latn  teach "))
     assert "0.700±0.141 (2)" in teacher and "100%" in teacher
     small = next(line for line in lines if "small" in line)
