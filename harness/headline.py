@@ -23,6 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from core.constants import ordered_tasks, task_rank
 from core.errors import UserError
 from harness.paired import Cell, Group, GroupKey, load_rows, paired_groups
 from harness.report import text_table
@@ -32,7 +33,6 @@ RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
 OUTLIER_MADS = 3.0        # a teacher seed this many scaled MADs from its siblings' median ...
 OUTLIER_MIN_GAP = 0.02    # ... and at least this far (absolute score) is flagged
-TASK_ORDER = ("topic", "sentiment", "ner", "pos")
 
 
 @dataclass
@@ -103,15 +103,17 @@ def summarize(cells: dict[Cell, dict[int, float]]) -> Summary:
     return Summary(len(cells), mean, low, high, t_low, t_high, n)
 
 
-def flagged_teacher_seeds(store: Store, tasks: Sequence[str] = ()) -> dict[tuple, float]:
+def flagged_teacher_seeds(store: Store, tasks: Sequence[str] = ()) -> dict[tuple, tuple[str, float]]:
     """The teacher seeds that are outliers among their siblings on dev: (teacher, task, language,
-    protocol label, seed) -> the dev score. A seed is flagged when its dev score is more than
+    protocol hash, seed) -> (protocol label, the dev score). A seed is flagged when its dev score is more than
     OUTLIER_MADS scaled median absolute deviations (1.4826 x MAD) and OUTLIER_MIN_GAP from the
     median of the teacher's seeds on that cell (three seeds or more)."""
     rows = [r for r in load_rows(store, "dev", tasks) if r["kind"] == "teacher"]
     by_cell: dict[tuple, dict[int, float]] = defaultdict(dict)
+    labels: dict[str, str] = {}
     for r in rows:
-        by_cell[(r["model_key"], r["task"], r["language"], r["protocol"])][r["seed"]] = r["value"]
+        by_cell[(r["model_key"], r["task"], r["language"], r["protocol_hash"])][r["seed"]] = r["value"]
+        labels[r["protocol_hash"]] = r["protocol"]
     flagged = {}
     for cell, seeds in by_cell.items():
         if len(seeds) < 3:
@@ -121,17 +123,20 @@ def flagged_teacher_seeds(store: Store, tasks: Sequence[str] = ()) -> dict[tuple
         for seed, value in seeds.items():
             gap = abs(value - median)
             if gap > OUTLIER_MIN_GAP and gap > OUTLIER_MADS * mad:
-                flagged[(*cell, seed)] = value
+                flagged[(*cell, seed)] = (labels[cell[3]], value)
     return flagged
 
 
-def _without_flagged(group: Group, flagged: dict[tuple, float]) -> dict[Cell, dict[int, float]]:
-    k = group.key
-    return {c: {s: v for s, v in seeds.items() if (k.teacher, c[0], c[1], k.protocol, s) not in flagged}
+def _is_flagged(group: Group, cell: Cell, seed: int, flagged: dict[tuple, Any]) -> bool:
+    return (group.key.teacher, cell[0], cell[1], group.hashes.get(cell), seed) in flagged
+
+
+def _without_flagged(group: Group, flagged: dict[tuple, Any]) -> dict[Cell, dict[int, float]]:
+    return {c: {s: v for s, v in seeds.items() if not _is_flagged(group, c, s, flagged)}
             for c, seeds in group.cells.items()}
 
 
-def point_report(group: Group, flagged: dict[tuple, float]) -> PointReport:
+def point_report(group: Group, flagged: dict[tuple, Any]) -> PointReport:
     cell_means = [statistics.mean(v.values()) for v in group.cells.values() if v]
     by_task: dict[str, dict] = defaultdict(dict)
     by_language: dict[str, dict] = defaultdict(dict)
@@ -144,12 +149,8 @@ def point_report(group: Group, flagged: dict[tuple, float]) -> PointReport:
         median_cell=statistics.median(cell_means) if cell_means else None,
         without_derived=summarize({c: v for c, v in group.cells.items() if c not in group.derived}),
         without_flagged=summarize(_without_flagged(group, flagged)),
-        by_task={t: summarize(by_task[t]) for t in _ordered(by_task)},
+        by_task={t: summarize(by_task[t]) for t in ordered_tasks(by_task)},
         by_language={lang: summarize(by_language[lang]) for lang in sorted(by_language)})
-
-
-def _ordered(tasks) -> list[str]:
-    return [t for t in TASK_ORDER if t in tasks] + sorted(set(tasks) - set(TASK_ORDER))
 
 
 def _select(groups: dict[GroupKey, Group], points: Sequence[str], protocol: str | None) -> list[Group]:
@@ -177,9 +178,29 @@ def _select(groups: dict[GroupKey, Group], points: Sequence[str], protocol: str 
 class Report:
     header: dict[str, Any]
     points: list[PointReport]
-    flagged: dict[tuple, float]
+    flagged: dict[tuple, tuple[str, float]]
     notes: list[str]
     split: str
+    teachers: list[list[str]] = field(default_factory=list)
+
+
+def teacher_table(store: Store, split: str, tasks: Sequence[str] = ()) -> list[list[str]]:
+    """Every teacher's main score per protocol family, task and language on `split` (mean ± sample
+    std, n, the seeds), with the family's encoder learning rate: where a teacher's settings are
+    chosen (on dev) and how strong the reference is."""
+    rows = [r for r in load_rows(store, split, tasks) if r["kind"] == "teacher"]
+    _, specs = store.query("SELECT protocol_hash, any_value(spec) FROM protocols GROUP BY 1", read_only=True)
+    lr = {h: (json.loads(spec) if isinstance(spec, str) else spec or {}).get("learning_rate") for h, spec in specs}
+    cells: dict[tuple, dict[int, float]] = defaultdict(dict)
+    for r in rows:
+        cells[(r["model_key"], r["protocol"], r["protocol_hash"], r["task"], r["language"])][r["seed"]] = r["value"]
+    out = []
+    for (teacher, proto, phash, task, lang), seeds in sorted(
+            cells.items(), key=lambda kv: (kv[0][0], kv[0][4], task_rank(kv[0][3]), kv[0][1], kv[0][2])):
+        values = list(seeds.values())
+        out.append([teacher, task, lang, proto, f"{lr[phash]:g}" if lr.get(phash) else "?", _mean_sd(values),
+                    " ".join(f"{s}:{v:.3f}" for s, v in sorted(seeds.items()))])
+    return out
 
 
 def build_report(store: Store, split: str = "test", points: Sequence[str] = (), protocol: str | None = None,
@@ -191,7 +212,7 @@ def build_report(store: Store, split: str = "test", points: Sequence[str] = (), 
     flagged = flagged_teacher_seeds(store, tasks)
     header = _header(store, chosen, split, command, source or str(store.path))
     return Report(header=header, points=[point_report(g, flagged) for g in chosen],
-                  flagged=flagged, notes=notes, split=split)
+                  flagged=flagged, notes=notes, split=split, teachers=teacher_table(store, split, tasks))
 
 
 def _header(store: Store, groups: list[Group], split: str, command: str, source: str) -> dict[str, Any]:
@@ -262,10 +283,10 @@ def tables(report: Report) -> list[tuple[str, list[str], list[list[str]], str]]:
     cell_rows = []
     for p in report.points:
         k = p.key
-        for (task, lang) in sorted(p.group.cells, key=lambda c: (c[1], _ordered([c[0]]), c[0])):
+        for (task, lang) in sorted(p.group.cells, key=lambda c: (c[1], task_rank(c[0]))):
             seeds = p.group.cells[(task, lang)]
             pairs = p.group.scores.get((task, lang), {})
-            marks = "".join(f" ‡{s}" for s in seeds if (k.teacher, task, lang, k.protocol, s) in report.flagged)
+            marks = "".join(f" ‡{s}" for s in seeds if _is_flagged(p.group, (task, lang), s, report.flagged))
             teacher = [t for _, t in pairs.values()]
             student = [s for s, _ in pairs.values()]
             cell_rows.append([k.point, k.build, k.protocol, task, lang + ("†" if (task, lang) in p.group.derived else ""),
@@ -283,8 +304,12 @@ def tables(report: Report) -> list[tuple[str, list[str], list[list[str]], str]]:
                 by_rows.append([p.key.point, p.key.build, p.key.protocol, what, name, str(s.cells),
                                 pct(s.mean), interval(s.boot_low, s.boot_high)])
     out.append(("Per task and per language", by_head, by_rows, "the same measure over the cells of one task or language."))
-    flag_rows = [[t, task, lang, proto, str(seed), f"{v:.3f}"]
-                 for (t, task, lang, proto, seed), v in sorted(report.flagged.items())]
+    out.append((f"Teachers ({report.split} scores)", ["teacher", "task", "language", "protocol", "lr", "score",
+                                                        "per seed"], report.teachers,
+                "every teacher run on this split, per protocol family (lr: the encoder's fine-tuning learning "
+                "rate); the teacher's settings are chosen on dev."))
+    flag_rows = [[t, task, lang, label, str(seed), f"{v:.3f}"]
+                 for (t, task, lang, _, seed), (label, v) in sorted(report.flagged.items())]
     out.append(("Teacher seeds flagged on dev", ["teacher", "task", "language", "protocol", "seed", "dev score"],
                 flag_rows, f"a teacher seed whose dev score lies more than {OUTLIER_MADS:g} scaled MADs "
                 f"(1.4826 x median absolute deviation) and {OUTLIER_MIN_GAP} from the median of its seeds on "

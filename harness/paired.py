@@ -53,6 +53,7 @@ class Group:
     cells: dict[Cell, dict[int, float]] = field(default_factory=dict)   # cell -> seed -> change
     scores: dict[Cell, dict[int, tuple[float, float]]] = field(default_factory=dict)  # -> (score, teacher's)
     derived: set[Cell] = field(default_factory=set)
+    hashes: dict[Cell, str] = field(default_factory=dict)   # each cell's protocol hash
     fewer: set[float] = field(default_factory=set)                       # % fewer parameters
     params: set[int] = field(default_factory=set)
 
@@ -181,6 +182,7 @@ def paired_groups(store: Store, split: str = "test", tasks: Sequence[str] = (),
         cell = (r["task"], r["language"])
         collected[key][cell][r["seed"]].append(r["value"] / ref - 1)
         raw[key][cell][r["seed"]].append((r["value"], ref))
+        group.hashes[cell] = r["protocol_hash"]
         if r["derived"]:
             group.derived.add(cell)
         if r["compression_ratio"]:
@@ -232,5 +234,6 @@ def against_baseline(groups: dict[GroupKey, Group], baseline: str) -> dict[Group
                 for c, seeds in group.cells.items()}
         diff = {c: v for c, v in diff.items() if v}
         if diff:
-            out[key] = Group(key, group.model_keys, diff, {}, group.derived & set(diff), group.fewer, group.params)
+            out[key] = Group(key, group.model_keys, diff, {}, group.derived & set(diff), group.hashes,
+                             group.fewer, group.params)
     return out

@@ -9,10 +9,10 @@ import statistics
 from collections import defaultdict
 from typing import Any, Sequence
 
+from core.constants import ordered_tasks
 from harness.paired import Scope, against_baseline, paired_groups
 from harness.store import PROTOCOL_LABELS, Store
 
-TASK_ORDER = ("topic", "sentiment", "ner", "pos")
 
 _SQL = """
 SELECT m.model_key, m.name, m.kind, m.teacher_key, coalesce(m.language, st.language) AS model_language,
@@ -31,10 +31,6 @@ ORDER BY st.language, m.teacher_key, m.params_total DESC, m.model_key, st.task
 def _records(store: Store, sql: str) -> list[dict[str, Any]]:
     columns, rows = store.query(sql, read_only=True)
     return [dict(zip(columns, r)) for r in rows]
-
-
-def _ordered(tasks: set[str]) -> list[str]:
-    return [t for t in TASK_ORDER if t in tasks] + sorted(tasks - set(TASK_ORDER))
 
 
 def text_table(header: list[str], body: list[list[str]], legend: str) -> str:
@@ -81,7 +77,7 @@ def teacher_comparison(store: Store, patterns: Sequence[str] = ("*",)) -> str:
         key = (r["language"], r["model_key"], protocol)
         by_model[key][r["task"]] = r   # one row per model and protocol family: nothing to choose
         facts[key] = r
-    tasks = _ordered({t for v in by_model.values() for t in v})
+    tasks = ordered_tasks({t for v in by_model.values() for t in v})
     header = ["language", "model", "protocol", "params", "fewer", *tasks, "rel. score"]
     body: list[list[str]] = []
     order = sorted(facts, key=lambda k: (k[0], facts[k]["teacher_key"], k[2],
@@ -158,7 +154,7 @@ def point_changes(store: Store, baseline: str | None = None, tasks: Sequence[str
     for key, group in sorted(groups.items(), key=lambda kv: (kv[0].point, kv[0].teacher, kv[0].protocol, kv[0].build)):
         s = paired_change(group.cells)
         langs = sorted({lang for _, lang in group.cells})
-        point_tasks = _ordered({t for t, _ in group.cells})
+        point_tasks = ordered_tasks({t for t, _ in group.cells})
         paired = f"{fmt(s['paired'][0], s['paired'][1])} (n={s['paired'][2]})" if s["paired"] else "-"
         derived = "†" if group.derived else ""
         body.append([key.point, key.build, key.teacher, size_label(group.fewer), key.protocol,

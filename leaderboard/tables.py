@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-TASK_ORDER = ("topic", "sentiment", "ner", "pos")
+from core.constants import ordered_tasks
+
 TEACHER_CHAIN = "(teacher)"          # how an empty stage chain is shown and filtered
 
 # parameter-count buckets (upper edges, in parameters) and their labels
@@ -30,12 +31,6 @@ class Filters:
     chains: tuple[str, ...] = ()         # stage_chain, TEACHER_CHAIN for ''
     size_buckets: tuple[str, ...] = ()
     include_derived: bool = True         # scores whose training split was derived
-
-
-def ordered_tasks(tasks) -> list[str]:
-    """The usual four tasks in their usual order, then any others alphabetically."""
-    tasks = set(tasks)
-    return [t for t in TASK_ORDER if t in tasks] + sorted(tasks - set(TASK_ORDER))
 
 
 def size_bucket(params: float | None) -> str:

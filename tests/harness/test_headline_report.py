@@ -64,7 +64,7 @@ def test_report_measures_by_hand(tmp_path):
     assert p.median_cell == pytest.approx(-0.05)
     assert p.group.derived == {("pos", "mlt_Latn")}
     assert p.without_derived.mean == pytest.approx(-0.10) and p.without_derived.cells == 2
-    assert set(report.flagged) == {("teach", "topic", "mlt_Latn", "?", 44)}
+    assert report.flagged == {("teach", "topic", "mlt_Latn", "p1", 44): ("?", 0.70)}
     assert p.without_flagged.mean == pytest.approx((-0.075 + 0.1 / 3 - 0.15) / 3)
     assert p.by_task["topic"].mean == pytest.approx(-0.10) and p.by_task["pos"].cells == 1
     assert p.by_language["swh_Latn"].mean == pytest.approx(-0.15)
@@ -198,3 +198,22 @@ def test_one_seed_cells_get_no_interval(tmp_path):
     assert p.overall.mean == pytest.approx(-0.25) and p.overall.boot_low is None and p.overall.t_low is None
     row = next(line for line in render_text(report).splitlines() if line.startswith("p "))
     assert "-25.0%" in row and "[" not in row
+
+
+def test_a_second_teacher_family_keeps_flags_on_their_cells_and_shows_in_the_teacher_table(tmp_path):
+    """A learning-rate sweep adds teacher-only runs under another protocol whose label reads alike:
+    the outlier flag still lands on the students' cell (matched by protocol hash, not label), and
+    the teacher table shows both families of that cell."""
+    from harness.headline import build_report, render_text
+
+    store = _headline_store(tmp_path)
+    store.register_protocol("lr", [("topic", "p2", "standard", {"precision": "bf16", "learning_rate": 5e-5})])
+    for seed in (42, 43, 44):
+        _run(store, "teach", "topic", "mlt_Latn", seed, 0.70, dev=0.75, protocol="p2")
+    report = build_report(store, split="dev")
+    (p,) = report.points
+    assert p.without_flagged.mean != p.overall.mean   # the flagged p1 seed is left out
+    text = render_text(report)
+    assert "‡44" in text
+    mlt_topic = [r for r in report.teachers if r[1] == "topic" and r[2] == "mlt_Latn"]
+    assert len(mlt_topic) == 2 and {r[4] for r in mlt_topic} == {"5e-05", "?"}
