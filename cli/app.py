@@ -317,6 +317,10 @@ def results_command(
              "snapshot a notebook can read while a grid writes the database"),
     upgrade: bool = typer.Option(False, "--upgrade",
                                  help="migrate a file written by an older version first (writes it)"),
+    publish: Optional[Path] = typer.Option(
+        None, "--publish", metavar="DIR",
+        help="write the tables as a Parquet snapshot to DIR (e.g. results/published/headline, which git "
+             "keeps and the leaderboard opens on a fresh clone); an earlier snapshot there is replaced"),
     import_dir: Optional[Path] = typer.Option(
         None, "--import", metavar="DIR",
         help="load a Parquet snapshot (e.g. results/published/headline) into --db, adding only the rows "
@@ -338,6 +342,18 @@ def results_command(
             raise UserError(f"no results database at {store.path} to upgrade")
         store.init()
     store.open_for_reading()   # read-only: never migrates, never takes the write lock
+    if publish is not None:
+        from harness.published import is_snapshot
+        if publish.exists() and not is_snapshot(publish) and (not publish.is_dir() or any(publish.iterdir())):
+            raise UserError(f"--publish {publish}: exists and is not a results snapshot; give a new "
+                            "folder or an earlier snapshot to replace")
+        for old in publish.glob("*.parquet") if publish.is_dir() else ():
+            old.unlink()
+        written = store.export("parquet", publish, tables_only=True)
+        size = sum(p.stat().st_size for p in written)
+        _echo(f"published {len(written)} table(s) to {publish} ({size / 1e3:.0f} kB): "
+              + ", ".join(p.name for p in written))
+        return
     if export is not None:
         written = store.export(export[0], Path(export[1]))
         _echo(f"exported {len(written)} table(s) to {export[1]}: " + ", ".join(p.name for p in written))

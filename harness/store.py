@@ -635,17 +635,22 @@ class Store:
             cur = con.execute(sql, params or [])
             return [d[0] for d in cur.description], cur.fetchall()
 
-    def export(self, fmt: str, directory: Path) -> list[Path]:
-        """Every table and prepared view as one file each in `directory` (parquet or csv), read in
-        one read-only connection: a consistent snapshot to read with pandas while a grid writes."""
+    def export(self, fmt: str, directory: Path, tables_only: bool = False) -> list[Path]:
+        """Every table and prepared view (`tables_only`: the tables a snapshot import loads) as one
+        file each in `directory` (parquet or csv), read in one read-only connection: a consistent
+        snapshot to read with pandas while a grid writes."""
         if fmt not in ("parquet", "csv"):
             raise UserError(f"cannot export as {fmt!r}: choose parquet or csv")
+        if directory.exists() and not directory.is_dir():
+            raise UserError(f"cannot export to {directory}: it is a file; give a directory")
         directory.mkdir(parents=True, exist_ok=True)
         written = []
         with self.connect(read_only=True) as con:
             names = [r[0] for r in con.execute(
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
                 "ORDER BY table_name").fetchall()]
+            if tables_only:
+                names = [n for n in names if n in IMPORT_ORDER]
             for name in names:
                 out = directory / f"{name}.{fmt}"
                 opts = "FORMAT parquet" if fmt == "parquet" else "HEADER, DELIMITER ','"

@@ -92,3 +92,22 @@ def test_results_import_cli_and_unknown_model(tmp_path):
     lines = wrong.output.strip().splitlines()
     assert wrong.exit_code == 2 and len(lines) == 1 and "unknown model 'teach--mlt_Latn--p--ab'" in lines[0]
     assert "did you mean" in lines[0]
+
+
+def test_publish_writes_the_tables_and_replaces_only_a_snapshot(tmp_path):
+    from cli.app import app
+
+    _store(tmp_path / "a.duckdb")
+    db = str(tmp_path / "a.duckdb")
+    target = tmp_path / "published" / "demo"
+    shown = CliRunner().invoke(app, ["results", "--db", db, "--publish", str(target)])
+    assert shown.exit_code == 0, shown.output
+    assert sorted(p.name for p in target.iterdir()) == sorted(
+        f"{t}.parquet" for t in ("languages", "models", "protocols", "runs", "scores", "benchmarks"))
+    again = CliRunner().invoke(app, ["results", "--db", db, "--publish", str(target)])
+    assert again.exit_code == 0, again.output
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    refused = CliRunner().invoke(app, ["results", "--db", db, "--publish", str(tmp_path / "other")])
+    assert refused.exit_code == 2 and "not a results snapshot" in refused.output
+    assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
