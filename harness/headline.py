@@ -224,7 +224,8 @@ def _header(store: Store, groups: list[Group], split: str, command: str, source:
         _, rows = store.query("SELECT DISTINCT git_rev, hardware FROM runs WHERE status = 'done' "
                               "AND list_contains(?, model_key)", [keys], read_only=True)
         for rev, hw in rows:
-            revs.add((rev or "unknown")[:10])
+            rev = rev or "unknown"   # a run made from a tree with uncommitted changes says so
+            revs.add(rev[:10] + ("-dirty" if rev.endswith("-dirty") else ""))
             hw = json.loads(hw) if isinstance(hw, str) else (hw or {})
             gpus = [g.get("name") for g in hw.get("gpus") or []]
             cpus.add(", ".join(gpus) if gpus else f"{hw.get('cpu_model', '?')} ({hw.get('cpu_logical_cores', '?')} cores)")
