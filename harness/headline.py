@@ -297,6 +297,14 @@ def tables(report: Report) -> list[tuple[str, list[str], list[list[str]], str]]:
                 "teacher and student: main metric, mean ± sample std over the paired seeds (n); change: mean "
                 "over seeds of the per-seed change; ‡SEED: the teacher's seed is an outlier among its "
                 "siblings on dev."))
+    build_rows = build_spread_rows(report.points)
+    if build_rows:
+        out.append(("Builds of one point", ["point", "protocol", "cells", "builds", "mean change per build",
+                                            "spread across builds", "seed sd within builds"], build_rows,
+                    "builds of one point name under one protocol family with the same cells (another compression "
+                    "seed, say): spread across builds is max - min of their mean changes, what rebuilding the "
+                    "recipe moves the measure by; seed sd within builds is each build's sample std over seeds "
+                    "of the per-seed mean over cells. The seed intervals above do not contain the build spread."))
     by_head = ["point", "build", "protocol", "by", "", "cells", "mean change", "95% CI (bootstrap)"]
     by_rows = []
     for p in report.points:
@@ -317,6 +325,30 @@ def tables(report: Report) -> list[tuple[str, list[str], list[list[str]], str]]:
                 "that cell (3+ seeds). Flagged, not dropped: 'without flagged teacher seeds' leaves their "
                 "pairs out." + ("" if flag_rows else " None flagged.")))
     return out
+
+
+def _seed_sd(cells: dict[Cell, dict[int, float]]) -> float | None:
+    common = sorted(set.intersection(*(set(v) for v in cells.values()))) if cells else []
+    per_seed = [statistics.mean(v[s] for v in cells.values()) for s in common]
+    return statistics.stdev(per_seed) if len(per_seed) > 1 else None
+
+
+def build_spread_rows(points: list[PointReport]) -> list[list[str]]:
+    """One row per point name and protocol family that has several builds over the same cells."""
+    families: dict[tuple, list[PointReport]] = defaultdict(list)
+    for p in points:
+        families[(p.key.point, p.key.teacher, p.key.protocol, tuple(sorted(p.group.cells)))].append(p)
+    rows = []
+    for (point, _, protocol, cells), members in sorted(families.items()):
+        if len(members) < 2 or any(m.overall.mean is None for m in members):
+            continue
+        means = [m.overall.mean for m in members]
+        sds = [_seed_sd(m.group.cells) for m in members]
+        rows.append([point, protocol, str(len(cells)), str(len(members)),
+                     ", ".join(f"{m.key.build} {pct(m.overall.mean)}" for m in members),
+                     f"{100 * (max(means) - min(means)):.1f} pts",
+                     ", ".join("-" if sd is None else f"{100 * sd:.1f} pts" for sd in sds)])
+    return rows
 
 
 def _mean_sd(values: list[float]) -> str:

@@ -217,3 +217,15 @@ def test_a_second_teacher_family_keeps_flags_on_their_cells_and_shows_in_the_tea
     assert "‡44" in text
     mlt_topic = [r for r in report.teachers if r[1] == "topic" and r[2] == "mlt_Latn"]
     assert len(mlt_topic) == 2 and {r[4] for r in mlt_topic} == {"5e-05", "?"}
+
+
+def test_two_builds_over_the_same_cells_get_their_spread_beside_the_seed_spread(tmp_path):
+    """Builds aa (-25%) and bb (-5%) of p on one cell and seed: a spread of 20 points; one seed each,
+    so no seed sd."""
+    from harness.headline import build_report, render_text
+
+    report = build_report(_two_builds_store(tmp_path, ("teach--mlt_Latn--p--aa", "teach--mlt_Latn--p--bb")))
+    text = render_text(report)
+    assert "== Builds of one point ==" in text
+    row = next(line for line in text.splitlines() if line.startswith("p ") and "pts" in line)
+    assert "20.0 pts" in row and " 2 " in row
