@@ -8,7 +8,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
-STUDIES = sorted((ROOT / "studies").glob("*/grid.yaml"))
+STUDIES = sorted((ROOT / "studies").glob("*/*.yaml"))
 
 
 @pytest.mark.parametrize("path", EXAMPLES + STUDIES, ids=lambda p: str(p.relative_to(ROOT)))
