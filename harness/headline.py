@@ -299,10 +299,10 @@ def tables(report: Report) -> list[tuple[str, list[str], list[list[str]], str]]:
                 "siblings on dev."))
     build_rows = build_spread_rows(report.points)
     if build_rows:
-        out.append(("Builds of one point", ["point", "protocol", "cells", "builds", "mean change per build",
+        out.append(("Builds of one point", ["point", "protocol", "common cells", "builds", "mean change per build",
                                             "spread across builds", "seed sd within builds"], build_rows,
-                    "builds of one point name under one protocol family with the same cells (another compression "
-                    "seed, say): spread across builds is max - min of their mean changes, what rebuilding the "
+                    "builds of one point name under one protocol family (another compression seed, say), over "
+                    "the cells they all have: spread across builds is max - min of their mean changes, what rebuilding the "
                     "recipe moves the measure by; seed sd within builds is each build's sample std over seeds "
                     "of the per-seed mean over cells. The seed intervals above do not contain the build spread."))
     by_head = ["point", "build", "protocol", "by", "", "cells", "mean change", "95% CI (bootstrap)"]
@@ -334,18 +334,24 @@ def _seed_sd(cells: dict[Cell, dict[int, float]]) -> float | None:
 
 
 def build_spread_rows(points: list[PointReport]) -> list[list[str]]:
-    """One row per point name and protocol family that has several builds over the same cells."""
+    """One row per point name and protocol family that has several builds: each build's mean
+    change over the cells all of them have, their spread, and each one's seed sd there."""
     families: dict[tuple, list[PointReport]] = defaultdict(list)
     for p in points:
-        families[(p.key.point, p.key.teacher, p.key.protocol, tuple(sorted(p.group.cells)))].append(p)
+        families[(p.key.point, p.key.teacher, p.key.protocol)].append(p)
     rows = []
-    for (point, _, protocol, cells), members in sorted(families.items()):
-        if len(members) < 2 or any(m.overall.mean is None for m in members):
+    for (point, _, protocol), members in sorted(families.items()):
+        if len(members) < 2:
             continue
-        means = [m.overall.mean for m in members]
-        sds = [_seed_sd(m.group.cells) for m in members]
-        rows.append([point, protocol, str(len(cells)), str(len(members)),
-                     ", ".join(f"{m.key.build} {pct(m.overall.mean)}" for m in members),
+        common = set.intersection(*(set(m.group.cells) for m in members))
+        if not common:
+            continue
+        shared = [{c: m.group.cells[c] for c in common} for m in members]
+        means = [statistics.mean(statistics.mean(v.values()) for v in cells.values()) for cells in shared]
+        sds = [_seed_sd(cells) for cells in shared]
+        where = ", ".join(f"{t}/{lang}" for t, lang in sorted(common, key=lambda c: (c[1], task_rank(c[0]))))
+        rows.append([point, protocol, where, str(len(members)),
+                     ", ".join(f"{m.key.build} {pct(x)}" for m, x in zip(members, means)),
                      f"{100 * (max(means) - min(means)):.1f} pts",
                      ", ".join("-" if sd is None else f"{100 * sd:.1f} pts" for sd in sds)])
     return rows

@@ -12,6 +12,7 @@ apart by its hash where two families read alike, so a report never picks one by 
 from __future__ import annotations
 
 import hashlib
+import json
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ SPLITS = ("test", "dev")
 
 _SQL = f"""
 SELECT m.name, m.kind, m.teacher_key, m.language AS model_language, m.compression_ratio,
-       m.params_total, r.model_key, r.task, r.language, r.seed, r.protocol_hash, r.derived,
+       m.params_total, m.manifest, r.model_key, r.task, r.language, r.seed, r.protocol_hash, r.derived,
        s.value, coalesce(p.label, '?') AS protocol
 FROM runs r
 JOIN scores s ON s.run_id = r.run_id AND s.split = ? AND s.is_main
@@ -61,6 +62,19 @@ class Group:
 def build_id(model_keys: Sequence[str]) -> str:
     """A short, stable id of a set of model keys (the same keys in any order give the same id)."""
     return hashlib.sha256("\n".join(sorted(model_keys)).encode()).hexdigest()[:8]
+
+
+def recipe_id(manifest: Any) -> str | None:
+    """A short id of how a compressed model was made, the same in every language: its teacher and
+    each stage's name, settings and seed from the manifest (not the data or the cache keys, which
+    differ per language). None for a model without a manifest."""
+    m = json.loads(manifest) if isinstance(manifest, str) else manifest
+    chain = (m or {}).get("chain") if isinstance(m, dict) else None
+    if not chain:
+        return None
+    payload = [(m.get("teacher") or {}).get("name"),
+               [[e.get("stage"), e.get("config"), e.get("seed")] for e in chain]]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
 def point_name(row: dict[str, Any]) -> str:
@@ -126,12 +140,14 @@ def teacher_scores(rows: list[dict[str, Any]]) -> dict[tuple, float]:
             for r in rows if r["kind"] == "teacher"}
 
 
-def _builds_of(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, set[str]]]:
-    """(point, teacher, protocol) -> language -> the model keys carrying that name there."""
-    found: dict[tuple[str, str, str], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+def _builds_of(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, dict[str, set[str]]]]:
+    """(point, teacher, protocol) -> recipe -> language -> the model keys carrying that name there
+    (models without a manifest share one unknown recipe: their keys still tell builds apart)."""
+    found: dict[tuple, dict[str, dict[str, set[str]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(set)))
     for r in rows:
         if r["kind"] != "teacher":
-            found[(point_name(r), r["teacher_key"], r["protocol"])][r["language"]].add(r["model_key"])
+            recipe = recipe_id(r["manifest"]) or "unknown"
+            found[(point_name(r), r["teacher_key"], r["protocol"])][recipe][r["language"]].add(r["model_key"])
     return found
 
 
@@ -146,24 +162,28 @@ def paired_groups(store: Store, split: str = "test", tasks: Sequence[str] = (),
     notes: list[str] = []
     group_of: dict[tuple[str, str], GroupKey] = {}   # (model key, protocol) -> its group
     keys_of: dict[GroupKey, set[str]] = defaultdict(set)
-    for (name, teach, proto), by_lang in sorted(builds.items()):
-        all_keys = sorted(set().union(*by_lang.values()))
-        several = {lang: sorted(keys) for lang, keys in by_lang.items() if len(keys) > 1}
-        if several and pool_builds:
+    for (name, teach, proto), recipes in sorted(builds.items()):
+        all_keys = sorted({k for by_lang in recipes.values() for keys in by_lang.values() for k in keys})
+        split = {lang for by_lang in recipes.values() for lang, keys in by_lang.items() if len(keys) > 1}
+        if pool_builds and (len(recipes) > 1 or split):
             key = GroupKey(name, f"pooled({len(all_keys)})", teach, proto)
             notes.append(f"{name} ({proto}): {len(all_keys)} builds pooled: " + ", ".join(all_keys))
             for mk in all_keys:
                 group_of[(mk, proto)] = key
-        elif several:
-            lang, keys = sorted(several.items())[0]
-            notes.append(f"{name} ({proto}) has {len(keys)} builds in {lang} ({', '.join(keys)}): one row per "
-                         "build and language; --pool-builds averages them")
-            for mk in all_keys:
-                group_of[(mk, proto)] = GroupKey(name, build_id([mk]), teach, proto)
-        else:
-            key = GroupKey(name, build_id(all_keys), teach, proto)
-            for mk in all_keys:
-                group_of[(mk, proto)] = key
+            continue
+        if len(recipes) > 1 or split:
+            notes.append(f"{name} ({proto}) has {len(all_keys)} builds ({', '.join(all_keys)}): one row per recipe "
+                         "(the same stages, settings and seeds in every language), and per build and language "
+                         "where one recipe was built twice in a language; --pool-builds averages them")
+        for by_lang in recipes.values():
+            keys = sorted({k for ks in by_lang.values() for k in ks})
+            if any(len(ks) > 1 for ks in by_lang.values()):
+                for mk in keys:
+                    group_of[(mk, proto)] = GroupKey(name, build_id([mk]), teach, proto)
+            else:
+                key = GroupKey(name, build_id(keys), teach, proto)
+                for mk in keys:
+                    group_of[(mk, proto)] = key
     # A pooled cell holds several builds' changes on one seed: their mean is the seed's change.
     collected: dict[GroupKey, dict[Cell, dict[int, list[float]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(list)))

@@ -116,7 +116,7 @@ def test_two_builds_of_one_name_are_two_rows_whatever_the_row_order(tmp_path, or
     rows = [line for line in text.splitlines() if line.startswith("p ")]
     assert len(rows) == 2 and sorted("-25.0%" in r for r in rows) == [False, True]
     assert any("-5.0%" in r for r in rows)
-    assert "has 2 builds in mlt_Latn" in text and "--pool-builds" in text
+    assert "has 2 builds" in text and "--pool-builds" in text
     pooled = point_changes(store, pool_builds=True)
     (row,) = [line for line in pooled.splitlines() if line.startswith("p ")]
     assert "pooled(2)" in row and "-15.0%" in row
@@ -229,3 +229,33 @@ def test_two_builds_over_the_same_cells_get_their_spread_beside_the_seed_spread(
     assert "== Builds of one point ==" in text
     row = next(line for line in text.splitlines() if line.startswith("p ") and "pts" in line)
     assert "20.0 pts" in row and " 2 " in row
+
+
+def _manifest(seed: int) -> dict:
+    chain = [{"stage": "vocab", "config": {"size": 5000}, "seed": None},
+             {"stage": "distill", "config": {"settings": {"max_tokens": 300000}}, "seed": seed}]
+    return {"teacher": {"name": "teach"}, "chain": chain}
+
+
+def test_builds_of_one_recipe_pair_across_languages_and_another_seed_is_its_own_row(tmp_path):
+    """The headline's build in Maltese and Swahili (compression seed 42) is one row over both
+    languages; a second Swahili build (seed 43) is a row of its own, not a reason to split the first."""
+    from harness.report import point_changes
+
+    store = Store(tmp_path / "r.duckdb").init()
+    _model(store, "teach", kind="teacher")
+    for key, lang, seed in (("teach--mlt_Latn--p--m42", "mlt_Latn", 42), ("teach--swh_Latn--p--s42", "swh_Latn", 42),
+                            ("teach--swh_Latn--p--s43", "swh_Latn", 43)):
+        store.upsert_model(ModelRecord(key, f"teach--{lang}--p", "compressed", "x", "teach", 8, 4, 4,
+                                       language=lang, compression_ratio=12.5, manifest=_manifest(seed)))
+    _run(store, "teach", "topic", "mlt_Latn", 42, 0.80)
+    _run(store, "teach", "topic", "swh_Latn", 42, 0.50)
+    _run(store, "teach--mlt_Latn--p--m42", "topic", "mlt_Latn", 42, 0.72)   # -10%
+    _run(store, "teach--swh_Latn--p--s42", "topic", "swh_Latn", 42, 0.40)   # -20%
+    _run(store, "teach--swh_Latn--p--s43", "topic", "swh_Latn", 42, 0.45)   # -10%
+    rows = [line for line in point_changes(store).splitlines() if line.startswith("p ")]
+    assert len(rows) == 2
+    both = next(r for r in rows if "mlt_Latn,swh_Latn" in r)
+    assert "-15.0%" in both and " 2 " in both
+    other = next(r for r in rows if r is not both)
+    assert "swh_Latn" in other and "mlt" not in other and "-10.0%" in other
