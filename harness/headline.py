@@ -92,7 +92,9 @@ def t_interval(cells: dict[Cell, dict[int, float]]) -> tuple[float | None, float
 
 
 def summarize(cells: dict[Cell, dict[int, float]]) -> Summary:
-    cells = {c: v for c, v in cells.items() if v}
+    # cells and seeds in a fixed order: the bootstrap's draws (and the float sums) must not depend
+    # on the order the database returned the rows in
+    cells = {c: {s: cells[c][s] for s in sorted(cells[c])} for c in sorted(cells) if cells[c]}
     if not cells:
         return Summary(0, None)
     mean = statistics.mean(statistics.mean(v.values()) for v in cells.values())

@@ -33,6 +33,7 @@ JOIN scores s ON s.run_id = r.run_id AND s.split = ? AND s.is_main
 JOIN models m ON m.model_key = r.model_key
 LEFT JOIN {PROTOCOL_LABELS} p ON p.protocol_hash = r.protocol_hash
 WHERE r.status = 'done'
+ORDER BY r.model_key, r.task, r.language, r.protocol_hash, r.seed
 """
 
 Cell = tuple[str, str]   # (task, language)

@@ -259,3 +259,13 @@ def test_builds_of_one_recipe_pair_across_languages_and_another_seed_is_its_own_
     assert "-15.0%" in both and " 2 " in both
     other = next(r for r in rows if r is not both)
     assert "swh_Latn" in other and "mlt" not in other and "-10.0%" in other
+
+
+def test_the_interval_does_not_depend_on_the_order_of_the_cells():
+    from harness.headline import summarize
+
+    cells = {("topic", "mlt_Latn"): {42: -0.18, 43: -0.09, 44: -0.16}, ("pos", "swh_Latn"): {44: -0.012, 42: -0.011, 43: -0.013},
+             ("topic", "swh_Latn"): {42: -0.05, 43: -0.10, 44: -0.09}}
+    reordered = {c: dict(reversed(list(cells[c].items()))) for c in reversed(list(cells))}
+    a, b = summarize(cells), summarize(reordered)
+    assert (a.boot_low, a.boot_high, a.mean) == (b.boot_low, b.boot_high, b.mean)
