@@ -99,6 +99,8 @@ ExecutorOption = typer.Option(Executor.local, "--executor",
 AddressOption = typer.Option(None, "--address",
                              help="with --executor ray: 'auto' (this machine's cluster) or ray://host:port "
                                   "(default: start a local Ray instance)")
+SplitOption = typer.Option("test", "--split", help="test (to report) or dev (to choose: the dev score of "
+                                                        "each run's kept epoch)")
 GridSelection = typer.Option(None, "--grid", "--models", help="the tasks and languages of this grid file")
 TaskSelection = typer.Option([], "--task", help="a task (repeatable; default all)")
 LanguageSelection = typer.Option([], "--language", help="a language (repeatable; default all)")
@@ -278,8 +280,7 @@ def _run_benchmarks(grid, eval_models, store: Store, data_root: Path, device: Op
 @user_errors
 def results_command(
     db: Optional[Path] = DbOption,
-    split: str = typer.Option("test", "--split", help="test (to report) or dev (to choose): the summary's "
-                                                       "and --by-point's scores"),
+    split: str = SplitOption,
     model: Optional[str] = typer.Option(None, "--model", help="only this model key"),
     vs_teacher: bool = typer.Option(False, "--vs-teacher",
                                     help="one row per model and language: size, every task's score and "
@@ -392,8 +393,7 @@ def results_command(
 @user_errors
 def report_command(
     db: Optional[Path] = DbOption,
-    split: str = typer.Option("test", "--split", help="test (to report) or dev (to choose: the dev score of "
-                                                       "each run's kept epoch)"),
+    split: str = SplitOption,
     points: Optional[list[str]] = typer.Option(None, "--point", help="only this point: its grid name, or "
                                                                      "NAME@BUILD (repeatable; default all)"),
     protocol: Optional[str] = typer.Option(None, "--protocol", help="only this protocol family (its label, "

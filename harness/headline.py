@@ -25,7 +25,7 @@ import numpy as np
 
 from core.constants import ordered_tasks, task_rank
 from core.errors import UserError
-from harness.paired import Cell, Group, GroupKey, load_rows, paired_groups
+from harness.paired import Cell, Group, GroupKey, load_rows, paired_groups, per_seed_means
 from harness.report import text_table
 from harness.store import Store
 
@@ -79,10 +79,7 @@ def bootstrap_interval(cells: Sequence[Sequence[float]], resamples: int = RESAMP
 
 def t_interval(cells: dict[Cell, dict[int, float]]) -> tuple[float | None, float | None, int]:
     """95% Student-t interval over the seeds every cell has of the per-seed mean over cells."""
-    if not cells:
-        return None, None, 0
-    common = sorted(set.intersection(*(set(v) for v in cells.values())))
-    per_seed = [statistics.mean(v[s] for v in cells.values()) for s in common]
+    per_seed = per_seed_means(cells)
     if len(per_seed) < 2:
         return None, None, len(per_seed)
     from scipy import stats
@@ -330,8 +327,7 @@ def tables(report: Report) -> list[tuple[str, list[str], list[list[str]], str]]:
 
 
 def _seed_sd(cells: dict[Cell, dict[int, float]]) -> float | None:
-    common = sorted(set.intersection(*(set(v) for v in cells.values()))) if cells else []
-    per_seed = [statistics.mean(v[s] for v in cells.values()) for s in common]
+    per_seed = per_seed_means(cells)
     return statistics.stdev(per_seed) if len(per_seed) > 1 else None
 
 

@@ -91,7 +91,7 @@ def check_split(split: str) -> str:
     return split
 
 
-def _tell_apart_same_labels(rows: list[dict[str, Any]]) -> None:
+def tell_apart_same_labels(rows: list[dict[str, Any]]) -> None:
     """Two protocols of one task that read alike (say, two `standard` families whose epochs differ)
     would pool into one row and overwrite each other's seeds: where a point's task and language has
     runs under more than one protocol hash with the same label, each gets its hash in the label."""
@@ -131,8 +131,14 @@ def load_rows(store: Store, split: str = "test", tasks: Sequence[str] = (),
             if task not in stored:
                 raise UserError(unknown_name_message("task", task, stored))
         rows = [r for r in rows if r["task"] in tasks]
-    _tell_apart_same_labels(rows)
+    tell_apart_same_labels(rows)
     return rows
+
+
+def per_seed_means(cells: dict[Cell, dict[int, float]]) -> list[float]:
+    """Over the seeds every cell has, in seed order: each seed's mean over the cells."""
+    common = sorted(set.intersection(*(set(v) for v in cells.values()))) if cells else []
+    return [statistics.mean(v[s] for v in cells.values()) for s in common]
 
 
 def teacher_scores(rows: list[dict[str, Any]]) -> dict[tuple, float]:

@@ -10,7 +10,7 @@ from collections import defaultdict
 from typing import Any, Sequence
 
 from core.constants import ordered_tasks
-from harness.paired import Scope, against_baseline, paired_groups
+from harness.paired import Scope, against_baseline, paired_groups, per_seed_means, tell_apart_same_labels
 from harness.store import PROTOCOL_LABELS, Store
 
 
@@ -65,16 +65,11 @@ def teacher_comparison(store: Store, patterns: Sequence[str] = ("*",)) -> str:
         return ""
     by_model: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
     facts: dict[tuple[str, str, str], dict[str, Any]] = {}
-    hashes: dict[tuple[str, str, str], set[str]] = defaultdict(set)
-    for r in rows:
-        hashes[(r["language"], r["model_key"], r["protocol"])].add(r["protocol_hash"])
+    tell_apart_same_labels(rows)   # two families that read alike get their hashes
     for r in rows:
         if r["kind"] != "teacher" and not any(fnmatch.fnmatch(r["model_key"], p) for p in patterns):
             continue
-        protocol = r["protocol"]
-        if len(hashes[(r["language"], r["model_key"], protocol)]) > 1:
-            protocol = f"{protocol} #{r['protocol_hash'][:6]}"   # two families that read alike
-        key = (r["language"], r["model_key"], protocol)
+        key = (r["language"], r["model_key"], r["protocol"])
         by_model[key][r["task"]] = r   # one row per model and protocol family: nothing to choose
         facts[key] = r
     tasks = ordered_tasks({t for v in by_model.values() for t in v})
@@ -108,8 +103,7 @@ def paired_change(cells: dict[tuple[str, str], dict[int, float]]) -> dict[str, A
     would show)."""
     per_cell = {c: (statistics.mean(v.values()), statistics.stdev(v.values()) if len(v) > 1 else None, len(v))
                 for c, v in sorted(cells.items()) if v}
-    common = sorted(set.intersection(*(set(v) for v in cells.values()))) if cells else []
-    per_seed = [statistics.mean(v[s] for v in cells.values()) for s in common]
+    per_seed = per_seed_means(cells)
     return {"cells": per_cell,
             "mean": statistics.mean(m for m, _, _ in per_cell.values()) if per_cell else None,
             "paired": (statistics.mean(per_seed), statistics.stdev(per_seed) if len(per_seed) > 1 else None,

@@ -388,6 +388,13 @@ def connect_with_retry(path: str | Path, read_only: bool = False,
             delay = min(delay * 2, 1.0)
 
 
+def create_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """The tables, with the columns added since SCHEMA_VERSION 1 files were first written."""
+    con.execute(SCHEMA)
+    for table, column, sql_type in MIGRATIONS:
+        con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {sql_type}")
+
+
 class Store:
     """The DuckDB results file. Connections are short-lived; see the module docstring."""
 
@@ -430,9 +437,7 @@ class Store:
         if self.path.exists():
             self._check(for_writing=True)
         with self.transaction() as con:
-            con.execute(SCHEMA)
-            for table, column, sql_type in MIGRATIONS:  # columns added after a file was created
-                con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {sql_type}")
+            create_tables(con)
             con.execute(VIEWS)
             con.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
@@ -672,9 +677,7 @@ class Store:
                             "give a folder written by `harness results --export parquet DIR`")
         tables = [t for t in IMPORT_ORDER if (directory / f"{t}.parquet").is_file()]
         with duckdb.connect() as scratch:   # read every file before touching the database
-            scratch.execute(SCHEMA)
-            for table, column, sql_type in MIGRATIONS:
-                scratch.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {sql_type}")
+            create_tables(scratch)
             columns = {}
             for t in tables:
                 have = [d[0] for d in scratch.execute(
